@@ -1,0 +1,18 @@
+//! Frankenetes: a Kubernetes control plane built the hard way, automatically and securely.
+//!
+//! This crate re-exports the workspace's library crates and holds the `frankenetes` binary
+//! (feature `cli`).
+//!
+//! ```
+//! use frankenetes::{pki::{Pki, PkiPlan}, spec::ClusterSpec};
+//!
+//! let spec = ClusterSpec::example();
+//! let pki = Pki::generate(&PkiPlan::from(&spec))?;
+//! assert_eq!(pki.cas().len(), 3);
+//! # Ok::<(), frankenetes::pki::Error>(())
+//! ```
+
+#![deny(missing_docs)]
+
+pub use frankenetes_pki as pki;
+pub use frankenetes_spec as spec;

@@ -1,0 +1,339 @@
+//! The `frankenetes` command line.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a CLI prints
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use frankenetes::pki::{self, CheckOptions, PkiPlan, RenewOptions, SyncOptions};
+use frankenetes::spec::{self, ClusterSpec, GoDuration};
+
+mod init;
+
+/// `println!` that ends the program quietly when stdout is closed (`frankenetes plan | head`).
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
+/// `print!` with the same rule as [`outln!`].
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout().lock(), $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
+/// Build a Kubernetes control plane the hard way, automatically and securely.
+///
+/// Exit codes: 0 success, 1 a check or operation found a problem, 2 bad input (config,
+/// arguments).
+#[derive(Debug, Parser)]
+#[command(name = "frankenetes", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    /// More log detail (-v, -vv); or set RUST_LOG.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a commented starter cluster.yaml.
+    Init(InitArgs),
+    /// Show what would be generated for a cluster spec: CAs, certificates, files per node.
+    Plan(SpecArg),
+    /// Generate the PKI, or load and complete what a directory already has.
+    ///
+    /// Existing files are loaded and checked: a CA is never replaced, a certificate whose SANs
+    /// or subject no longer match the spec is reported (exit 1) and replaced only with
+    /// --renew, and only what is missing is generated. Re-running changes no byte.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Pki(PkiCommand),
+}
+
+#[derive(Debug, Args)]
+struct SpecArg {
+    /// The cluster spec.
+    #[arg(short = 'f', long = "file", value_name = "cluster.yaml", default_value = "cluster.yaml")]
+    file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct InitArgs {
+    /// Number of control-plane nodes (odd: 1, 3, 5, 7).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=7))]
+    nodes: u8,
+    /// Number of worker nodes.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=50))]
+    workers: u8,
+    /// Where the cluster runs.
+    #[arg(long, default_value = "local", value_parser = ["local"])]
+    backend: String,
+    /// The cluster's name.
+    #[arg(long, default_value = "kubelius")]
+    name: String,
+}
+
+#[derive(Debug, Args)]
+struct PkiCommand {
+    #[command(subcommand)]
+    sub: Option<PkiSub>,
+    #[command(flatten)]
+    generate: PkiGenerate,
+}
+
+#[derive(Debug, Args)]
+struct PkiGenerate {
+    /// The cluster spec.
+    #[arg(short = 'f', long = "file", value_name = "cluster.yaml", required = true)]
+    file: Option<PathBuf>,
+    /// Output directory (the layout of `render`: cluster/pki and nodes/<name>/...).
+    #[arg(short = 'o', long = "out", value_name = "DIR", required = true)]
+    out: Option<PathBuf>,
+    /// Replace leaf certificates that no longer match the spec (CAs are never replaced).
+    #[arg(long)]
+    renew: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum PkiSub {
+    /// Check every certificate and key in DIR: chain, signature, key match, SANs, expiry.
+    ///
+    /// Prints a table like `kubeadm certs check-expiration` and exits 1 on any problem. DIR
+    /// may be an output directory of `frankenetes pki`/`render`, or a kubeadm
+    /// /etc/kubernetes/pki.
+    Check {
+        /// The directory.
+        dir: PathBuf,
+        /// Also check DIR against this spec: every certificate present, SANs as derived.
+        #[arg(short = 'f', long = "file", value_name = "cluster.yaml")]
+        file: Option<PathBuf>,
+        /// Also a problem: a certificate expiring within this long (e.g. 720h).
+        #[arg(long, value_name = "DURATION")]
+        within: Option<GoDuration>,
+    },
+    /// Re-sign leaf certificates in DIR with the CAs found there (new keys, same identities).
+    Renew {
+        /// The directory.
+        dir: PathBuf,
+        /// Certificates to renew: `control-01/apiserver`, or `apiserver` for every node.
+        /// Default: every leaf certificate.
+        names: Vec<String>,
+        /// Lifetime of the renewed certificates (default: as before), e.g. 8760h.
+        #[arg(long, value_name = "DURATION")]
+        validity: Option<GoDuration>,
+    },
+}
+
+/// How a command ended when it did not fail outright.
+enum Outcome {
+    Ok,
+    Problems,
+}
+
+/// Errors the user must fix in what they gave us: exit code 2.
+#[derive(Debug)]
+struct BadInput(String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match run(cli) {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Problems) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// 2 for bad input (the spec, arguments), 1 for everything else.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if cause.is::<BadInput>() {
+            return 2;
+        }
+        if cause.is::<spec::Error>() {
+            return 2;
+        }
+        if let Some(pe) = cause.downcast_ref::<pki::Error>() {
+            return match pe {
+                pki::Error::UnknownName { .. } | pki::Error::Unsupported(_) => 2,
+                _ => 1,
+            };
+        }
+    }
+    1
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().try_init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Init(a) => {
+            out!("{}", init::starter(&a.name, a.nodes, a.workers, &a.backend).map_err(BadInput)?);
+            Ok(Outcome::Ok)
+        }
+        Command::Plan(a) => plan(&a.file),
+        Command::Pki(PkiCommand { sub: Some(PkiSub::Check { dir, file, within }), .. }) => check(&dir, file.as_deref(), within),
+        Command::Pki(PkiCommand { sub: Some(PkiSub::Renew { dir, names, validity }), .. }) => renew(&dir, names, validity),
+        Command::Pki(PkiCommand { sub: None, generate }) => {
+            let (Some(file), Some(out)) = (generate.file, generate.out) else {
+                return Err(BadInput("pki needs -f cluster.yaml and -o DIR (or a subcommand: check, renew)".into()).into());
+            };
+            generate_pki(&file, &out, generate.renew)
+        }
+    }
+}
+
+fn load_spec(file: &Path) -> anyhow::Result<ClusterSpec> {
+    let parsed = ClusterSpec::load(file)?;
+    for w in &parsed.warnings {
+        eprintln!("warning: {}: {w}", file.display());
+    }
+    Ok(parsed.spec)
+}
+
+fn generate_pki(file: &Path, out: &Path, renew: bool) -> anyhow::Result<Outcome> {
+    let spec = load_spec(file)?;
+    let plan = PkiPlan::from(&spec);
+    if out.exists() && !out.is_dir() {
+        return Err(BadInput(format!("{} exists and is not a directory", out.display())).into());
+    }
+    let started = Instant::now();
+    if plan.key_algorithm.is_rsa() && std::io::stderr().is_terminal() {
+        eprintln!(
+            "generating {} keys on {} cores…",
+            plan.key_algorithm.as_str(),
+            std::thread::available_parallelism().map_or(1, usize::from)
+        );
+    }
+    let (_pki, report) = pki::sync(&plan, out, SyncOptions::default().renew(renew))
+        .with_context(|| format!("cannot complete the PKI in {}", out.display()))?;
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
+    for (path, why) in &report.replaced {
+        outln!("replaced {} ({why})", path.display());
+    }
+    outln!(
+        "{}: {} files created, {} replaced, {} unchanged ({} CA mode, {}) in {:.0?}",
+        out.display(),
+        report.created.len(),
+        report.replaced.len(),
+        report.unchanged,
+        match plan.ca_mode {
+            spec::CaMode::Intermediate => "intermediate",
+            _ => "kubeadm",
+        },
+        plan.key_algorithm.as_str(),
+        started.elapsed()
+    );
+    if report.stale.is_empty() {
+        return Ok(Outcome::Ok);
+    }
+    eprintln!("{} certificate(s) no longer match the spec and were kept:", report.stale.len());
+    for s in &report.stale {
+        eprintln!("  {} ({}): {}", s.name, s.path.display(), s.reasons.join("; "));
+    }
+    eprintln!("run again with --renew to replace them (CAs are never replaced)");
+    Ok(Outcome::Problems)
+}
+
+fn check(dir: &Path, file: Option<&Path>, within: Option<GoDuration>) -> anyhow::Result<Outcome> {
+    if !dir.is_dir() {
+        return Err(BadInput(format!("{} is not a directory", dir.display())).into());
+    }
+    let plan = file.map(load_spec).transpose()?.map(|s| PkiPlan::from(&s));
+    let opts = CheckOptions::default().within(within.map(GoDuration::get)).plan(plan);
+    let report = pki::check(dir, &opts)?;
+    if report.rows.is_empty() {
+        eprintln!("{}: no certificates found", dir.display());
+        return Ok(Outcome::Problems);
+    }
+    out!("{}", report.table());
+    if report.is_ok() {
+        Ok(Outcome::Ok)
+    } else {
+        eprintln!("{} of {} certificates have problems", report.problem_count(), report.rows.len());
+        Ok(Outcome::Problems)
+    }
+}
+
+fn renew(dir: &Path, names: Vec<String>, validity: Option<GoDuration>) -> anyhow::Result<Outcome> {
+    if !dir.is_dir() {
+        return Err(BadInput(format!("{} is not a directory", dir.display())).into());
+    }
+    let renewed = pki::renew(dir, &RenewOptions::default().names(names).validity(validity.map(GoDuration::get)))?;
+    for n in &renewed {
+        outln!("renewed {n}");
+    }
+    outln!("{} certificate(s) renewed; restart the components that use them", renewed.len());
+    Ok(Outcome::Ok)
+}
+
+fn plan(file: &Path) -> anyhow::Result<Outcome> {
+    let spec = load_spec(file)?;
+    let plan = PkiPlan::from(&spec);
+    outln!("cluster {} (Kubernetes {}), endpoint {}", spec.name, spec.kubernetes_version, spec.control_plane_url());
+    outln!("PKI: {} CA mode, {} keys", match plan.ca_mode {
+        spec::CaMode::Intermediate => "intermediate",
+        _ => "kubeadm",
+    }, plan.key_algorithm.as_str());
+    for ca in plan.cas() {
+        let parent = ca.parent.map_or("self-signed".to_owned(), |p| format!("signed by {}", p.name()));
+        outln!("  CA {:<16} CN={:<24} {parent}", ca.id.name(), ca.common_name);
+    }
+    for leaf in &plan.leaves {
+        let sans = if leaf.sans.is_empty() {
+            String::new()
+        } else {
+            format!(" SANs: {}", leaf.sans.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
+        };
+        let org = if leaf.organizations.is_empty() { String::new() } else { format!(" O={}", leaf.organizations.join(",")) };
+        outln!("  {:<40} CN={}{org}{sans}", leaf.name(), leaf.common_name);
+    }
+    outln!("nodes (output layout: nodes/<name>/ is a root-filesystem overlay):");
+    for (node, role) in spec.nodes() {
+        let role = match role {
+            spec::Role::ControlPlane => "control plane",
+            spec::Role::Worker => "worker",
+        };
+        outln!("  {:<20} {:<15} {role}", node.name.as_str(), node.ip);
+    }
+    Ok(Outcome::Ok)
+}

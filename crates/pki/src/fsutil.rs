@@ -1,0 +1,59 @@
+//! Files: atomic writes with the right mode, reads that name the file on error. Other
+//! frankenetes crates write their files through these too.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::Error;
+
+/// Mode of private keys.
+pub const SECRET_MODE: u32 = 0o600;
+/// Mode of everything else.
+pub const PUBLIC_MODE: u32 = 0o644;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `contents` to `path` through a temporary file in the same directory and a rename,
+/// so a reader sees the old file or the new one, never half of one. The temporary file is
+/// created with `mode` already set: a key is never readable by others, not even briefly.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
+    let err = |source: io::Error| Error::Write { path: path.to_owned(), source };
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(err)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = parent.join(format!(".{name}.tmp.{}.{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+    let result = (|| {
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        // The umask may have cleared bits of `mode`; set it exactly.
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(err)
+}
+
+/// Reads a UTF-8 file; `Ok(None)` when it does not exist.
+pub fn read_optional(path: &Path) -> Result<Option<String>, Error> {
+    match fs::read(path) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| Error::Corrupt { path: path.to_owned(), reason: "not a text (PEM) file".into() }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Read { path: path.to_owned(), source }),
+    }
+}
+
+/// `base` with an extension appended (`etcd/ca` → `etcd/ca.crt`), keeping dots in the name.
+pub fn with_ext(base: &Path, ext: &str) -> PathBuf {
+    let mut s = base.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}

@@ -1,0 +1,170 @@
+//! Kubeadm-compatible PKI for a Kubernetes control plane. No network, no async runtime.
+//!
+//! ```
+//! use frankenetes_pki::{Pki, PkiPlan};
+//!
+//! // The plan for the README's three-node example; `PkiPlan::from(&spec)` for your own spec.
+//! let pki = Pki::generate(&PkiPlan::example())?;
+//! let apiserver = pki.leaf("control-01/apiserver").expect("every control-plane node has one");
+//! assert!(apiserver.info().dns_sans.contains(&"kubernetes.default.svc.cluster.local".to_owned()));
+//! assert_eq!(apiserver.info().issuer_common_name.as_deref(), Some("kubernetes"));
+//! // Files as they would be written, paths relative to the output root; keys are secret.
+//! let files = pki.files();
+//! assert!(files.iter().any(|f| f.path.ends_with("etc/kubernetes/pki/etcd/server.key") && f.secret));
+//! # Ok::<(), frankenetes_pki::Error>(())
+//! ```
+//!
+//! # What it makes
+//!
+//! The set `kubeadm init` makes for every control-plane node (`apiserver`,
+//! `apiserver-kubelet-client`, `apiserver-etcd-client`, `front-proxy-client`, `etcd/server`,
+//! `etcd/peer`, `etcd/healthcheck-client`), the controller-manager's and scheduler's client
+//! certificates, a kubelet client certificate per node (`system:node:<name>` in `system:nodes`,
+//! workers too), the operator's `admin` (`kubeadm:cluster-admins`), `super-admin`
+//! (`system:masters`) and `kube-proxy` (`system:kube-proxy`) clients, and the service-account
+//! key pair (`sa.key`, `sa.pub`).
+//!
+//! Two CA modes ([`frankenetes_spec::CaMode`]): `kubeadm`, three self-signed CAs (kubernetes,
+//! etcd-ca, front-proxy-ca); and `intermediate`, one root (path length 1) signing the three as
+//! intermediates (path length 0). In `intermediate` mode the root's key stays in
+//! `cluster/pki/`, nodes trust the intermediates (never the root: a sibling intermediate's
+//! certificate must not pass as a Kubernetes client), and every leaf file carries its chain
+//! (leaf, then intermediate) so that anyone holding only the root can verify it.
+//!
+//! Leaves have `digitalSignature` (plus `keyEncipherment` for RSA keys only), the extended key
+//! usage of their profile, subject and authority key identifiers, a random 126-bit serial,
+//! `NotBefore` five minutes back (kubeadm's backdate), and never outlive their issuer.
+//!
+//! # Layout
+//!
+//! Paths are relative to the output root ([`Pki::files`], [`sync`]):
+//!
+//! ```text
+//! cluster/pki/{root-ca,ca,etcd/ca,front-proxy-ca}.{crt,key}   CA masters (root: intermediate mode)
+//! cluster/pki/{ca,etcd/ca,front-proxy-ca}-chain.crt           intermediate + root (intermediate mode)
+//! cluster/pki/sa.{key,pub}, {admin,super-admin,kube-proxy}.{crt,key}
+//! nodes/<cp>/etc/kubernetes/pki/...                           kubeadm's names, CA copies with keys
+//! nodes/<cp>/etc/kubernetes/pki/{controller-manager,scheduler}.{crt,key}
+//! nodes/<worker>/etc/kubernetes/pki/ca.crt
+//! nodes/<node>/var/lib/kubelet/pki/kubelet-client.{crt,key}
+//! ```
+//!
+//! Private keys are PKCS#8 PEM, written 0600 through a temporary file and a rename.
+//!
+//! # Re-running
+//!
+//! [`sync`] loads what a directory holds, checks it against the plan (chain, key match, expiry,
+//! subject, SANs, key algorithm) and generates only what is missing. A CA is never replaced;
+//! a leaf that no longer matches is reported in [`SyncReport::stale`] and replaced only with
+//! [`SyncOptions::renew`]. A corrupted PEM or a key that does not match its certificate is an
+//! [`Error`] naming the file, and nothing is written. A second run changes no byte.
+//!
+//! [`check`] and [`renew`] work on a directory alone, like `kubeadm certs check-expiration`
+//! and `kubeadm certs renew`; they also accept a bare kubeadm `/etc/kubernetes/pki`.
+
+#![deny(missing_docs)]
+
+pub mod check;
+pub mod fsutil;
+mod issue;
+mod keys;
+mod pki;
+pub mod plan;
+pub mod x509;
+
+use std::path::PathBuf;
+
+pub use check::{CheckOptions, CheckReport, CheckRow, RenewOptions, check, renew};
+pub use keys::{KeyError, PrivateKey};
+pub use pki::{Ca, Leaf, OutputFile, Pki, Stale, SyncOptions, SyncReport, sync};
+pub use plan::{CaId, CaSpec, LeafSpec, PkiPlan, Usage};
+
+/// Errors of the PKI crate. Each names the file or certificate it is about.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be read.
+    #[error("cannot read {}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be written.
+    #[error("cannot write {}", .path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file's content is not what it should be (bad PEM, not a certificate, not a key).
+    #[error("{}: {reason}; restore it, or delete it to have it made again", .path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A key does not belong to the certificate next to it.
+    #[error("{} does not match {}: restore the right key, or delete both to have them made again", .key.display(), .cert.display())]
+    KeyMismatch {
+        /// The certificate.
+        cert: PathBuf,
+        /// The key.
+        key: PathBuf,
+    },
+    /// A CA certificate exists without its key.
+    #[error("{} is missing: the CA's key is needed to sign; restore it (an existing CA is never replaced)", .path.display())]
+    CaKeyMissing {
+        /// The missing key file.
+        path: PathBuf,
+    },
+    /// A CA key exists without its certificate.
+    #[error("{} is missing but its key is there: restore the certificate, or remove the key to start a new CA", .path.display())]
+    CaCertMissing {
+        /// The missing certificate.
+        path: PathBuf,
+    },
+    /// An existing CA does not fit the spec's CA mode; it is never replaced.
+    #[error("{}: {reason}; refusing to replace an existing CA", .path.display())]
+    CaModeMismatch {
+        /// The CA certificate.
+        path: PathBuf,
+        /// What does not fit.
+        reason: String,
+    },
+    /// A node's copy of a CA or service-account key is not the operator's.
+    #[error("{} differs from {}: a node must hold the cluster's own CA; remove the node copy to have it copied again", .copy.display(), .master.display())]
+    CopyDiffers {
+        /// The node's copy.
+        copy: PathBuf,
+        /// The master.
+        master: PathBuf,
+    },
+    /// `renew` was asked for a name that is not in the directory.
+    #[error("no certificate named {name:?}; known: {known}")]
+    UnknownName {
+        /// The name asked for.
+        name: String,
+        /// The names present.
+        known: String,
+    },
+    /// A certificate cannot be renewed.
+    #[error("cannot renew {name}: {reason}")]
+    CannotRenew {
+        /// The certificate.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// Key generation or signing failed.
+    #[error("{0}")]
+    Crypto(String),
+    /// The plan asks for something this crate does not support.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+}

@@ -1,0 +1,140 @@
+//! Values derived from the spec. One method per value, used by every crate that needs it.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::names::DnsName;
+use crate::net::{San, kubeadm_san_order};
+use crate::scalar::{Endpoint, Host, host_port};
+use crate::{ClusterSpec, NodeSpec};
+
+/// Well-known ports of the control plane, as kubeadm uses them.
+#[allow(unreachable_pub)]
+pub mod ports {
+    /// kube-apiserver's secure port (kubeadm's `bindPort`).
+    pub const APISERVER: u16 = 6443;
+    /// etcd client port.
+    pub const ETCD_CLIENT: u16 = 2379;
+    /// etcd peer port.
+    pub const ETCD_PEER: u16 = 2380;
+    /// etcd plain-HTTP metrics and health port (`--listen-metrics-urls`).
+    pub const ETCD_METRICS: u16 = 2381;
+    /// kube-controller-manager's secure port.
+    pub const CONTROLLER_MANAGER: u16 = 10257;
+    /// kube-scheduler's secure port.
+    pub const SCHEDULER: u16 = 10259;
+    /// The kubelet's API port.
+    pub const KUBELET: u16 = 10250;
+}
+
+fn dns(s: &str) -> San {
+    San::Dns(DnsName::try_from(s).unwrap_or_else(|_| unreachable!("constant DNS name {s}")))
+}
+
+impl ClusterSpec {
+    /// The first address of the service CIDR: the `kubernetes` Service's cluster IP, which is
+    /// also in the apiserver certificate.
+    pub fn kubernetes_service_ip(&self) -> IpAddr {
+        self.network.service_cidr.nth(1).unwrap_or_else(|| self.network.service_cidr.net().network())
+    }
+
+    /// The tenth address of the service CIDR: the cluster DNS Service's IP, the kubelet's
+    /// `clusterDNS`. Validation guarantees the CIDR is large enough.
+    pub fn cluster_dns_ip(&self) -> IpAddr {
+        self.network.service_cidr.nth(10).unwrap_or_else(|| self.network.service_cidr.net().network())
+    }
+
+    /// `spec.controlPlaneEndpoint`, or the first control-plane node's address on 6443.
+    pub fn control_plane_endpoint(&self) -> Endpoint {
+        if let Some(e) = &self.control_plane_endpoint {
+            return e.clone();
+        }
+        let ip = self.control_plane.first().map(|n| n.ip).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        Endpoint::ip(ip, ports::APISERVER)
+    }
+
+    /// The URL admins and kubelets reach the API at: `https://<controlPlaneEndpoint>`.
+    pub fn control_plane_url(&self) -> String {
+        self.control_plane_endpoint().https_url()
+    }
+
+    /// The URL of one node's own apiserver (`https://<ip>:6443`), which kubeadm puts in the
+    /// controller-manager's and scheduler's kubeconfigs.
+    pub fn local_api_url(&self, node: &NodeSpec) -> String {
+        format!("https://{}", host_port(node.ip, ports::APISERVER))
+    }
+
+    /// The service-account issuer: `https://kubernetes.default.svc.<dnsDomain>`.
+    pub fn service_account_issuer(&self) -> String {
+        format!("https://kubernetes.default.svc.{}", self.network.dns_domain)
+    }
+
+    /// The SANs of one control-plane node's apiserver certificate, in kubeadm's order: the
+    /// node name, `kubernetes`, `kubernetes.default`, `kubernetes.default.svc`,
+    /// `kubernetes.default.svc.<dnsDomain>`, the endpoint host if it is a name; then the first
+    /// service IP, the node's IP and the endpoint host if it is an address.
+    pub fn apiserver_sans(&self, node: &NodeSpec) -> Vec<San> {
+        let mut sans = vec![
+            San::Dns(node.name.clone().into()),
+            dns("kubernetes"),
+            dns("kubernetes.default"),
+            dns("kubernetes.default.svc"),
+            San::Dns(
+                DnsName::try_from(format!("kubernetes.default.svc.{}", self.network.dns_domain))
+                    .unwrap_or_else(|_| DnsName::try_from("kubernetes.default.svc").unwrap_or_else(|_| unreachable!())),
+            ),
+            San::Ip(self.kubernetes_service_ip()),
+            San::Ip(node.ip),
+        ];
+        match self.control_plane_endpoint().host {
+            Host::Dns(d) => sans.push(San::Dns(d)),
+            Host::Ip(ip) => sans.push(San::Ip(ip)),
+        }
+        kubeadm_san_order(sans)
+    }
+
+    /// The SANs of one node's etcd server and peer certificates: the node name, `localhost`,
+    /// the node's IP, `127.0.0.1` and `::1` (kubeadm's rule).
+    pub fn etcd_sans(&self, node: &NodeSpec) -> Vec<San> {
+        kubeadm_san_order([
+            San::Dns(node.name.clone().into()),
+            dns("localhost"),
+            San::Ip(node.ip),
+            San::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            San::Ip(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        ])
+    }
+
+    /// `https://<ip>:2379`: the node's etcd client URL.
+    pub fn etcd_client_url(&self, node: &NodeSpec) -> String {
+        format!("https://{}", host_port(node.ip, ports::ETCD_CLIENT))
+    }
+
+    /// `https://<ip>:2380`: the node's etcd peer URL.
+    pub fn etcd_peer_url(&self, node: &NodeSpec) -> String {
+        format!("https://{}", host_port(node.ip, ports::ETCD_PEER))
+    }
+
+    /// etcd's `--initial-cluster`: `name=peerURL` for every control-plane node.
+    pub fn etcd_initial_cluster(&self) -> String {
+        self.control_plane
+            .iter()
+            .map(|n| format!("{}={}", n.name, self.etcd_peer_url(n)))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Every etcd client URL, comma-separated, for clients that talk to the whole cluster.
+    pub fn etcd_endpoints(&self) -> Vec<String> {
+        self.control_plane.iter().map(|n| self.etcd_client_url(n)).collect()
+    }
+
+    /// `/etc/hosts` lines: every node, and the endpoint's name pointing at the first
+    /// control-plane node when it is a DNS name (a stand-in until a load balancer answers).
+    pub fn etc_hosts(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self.nodes().map(|(n, _)| format!("{} {}", n.ip, n.name)).collect();
+        if let (Host::Dns(d), Some(first)) = (self.control_plane_endpoint().host, self.control_plane.first()) {
+            lines.push(format!("{} {d}", first.ip));
+        }
+        lines
+    }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the tests and the example need on a fresh Debian machine, only what is missing:
+#   etcd, etcdctl (Debian etcd-server, etcd-client: 3.4), openssl.
+# Safe to run again; needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+need=()
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "install-deps: need root to install: ${need[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "install-deps: installing ${need[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian's etcd-server package may start a system etcd on 2379; the tests use their own ports,
+# but a stray service is not wanted on a build machine.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
+  $sudo systemctl disable --now etcd >/dev/null 2>&1 || true
+fi
