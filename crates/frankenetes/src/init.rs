@@ -6,14 +6,24 @@ pub(crate) fn starter(name: &str, nodes: u8, workers: u8, backend: &str) -> Resu
     frankenetes::spec::ClusterName::try_from(name).map_err(|e| format!("--name: {e}"))?;
     let mut cp = String::new();
     for i in 1..=nodes {
-        cp.push_str(&format!("    - {{ name: control-{i:02}, ip: 127.0.0.{} }}\n", 10 + u16::from(i)));
+        cp.push_str(&format!(
+            "    - {{ name: control-{i:02}, ip: 127.0.0.{} }}\n",
+            10 + u16::from(i)
+        ));
     }
     let mut wk = String::new();
     for i in 1..=workers {
-        wk.push_str(&format!("    - {{ name: worker-{i:02}, ip: 127.0.0.{} }}\n", 100 + u16::from(i)));
+        wk.push_str(&format!(
+            "    - {{ name: worker-{i:02}, ip: 127.0.0.{} }}\n",
+            100 + u16::from(i)
+        ));
     }
-    let workers_block = if wk.is_empty() { "  workers: []\n".to_owned() } else { format!("  workers:\n{wk}") };
-    let even = if nodes % 2 == 0 {
+    let workers_block = if wk.is_empty() {
+        "  workers: []\n".to_owned()
+    } else {
+        format!("  workers:\n{wk}")
+    };
+    let even = if nodes.is_multiple_of(2) {
         "  # NOTE: an even number of etcd members tolerates no more failures than one fewer.\n"
     } else {
         ""

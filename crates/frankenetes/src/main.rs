@@ -43,7 +43,12 @@ macro_rules! out {
 /// Exit codes: 0 success, 1 a check or operation found a problem, 2 bad input (config,
 /// arguments).
 #[derive(Debug, Parser)]
-#[command(name = "frankenetes", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "frankenetes",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     /// More log detail (-v, -vv); or set RUST_LOG.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -70,7 +75,12 @@ enum Command {
 #[derive(Debug, Args)]
 struct SpecArg {
     /// The cluster spec.
-    #[arg(short = 'f', long = "file", value_name = "cluster.yaml", default_value = "cluster.yaml")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "cluster.yaml",
+        default_value = "cluster.yaml"
+    )]
     file: PathBuf,
 }
 
@@ -101,7 +111,12 @@ struct PkiCommand {
 #[derive(Debug, Args)]
 struct PkiGenerate {
     /// The cluster spec.
-    #[arg(short = 'f', long = "file", value_name = "cluster.yaml", required = true)]
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "cluster.yaml",
+        required = true
+    )]
     file: Option<PathBuf>,
     /// Output directory (the layout of `render`: cluster/pki and nodes/<name>/...).
     #[arg(short = 'o', long = "out", value_name = "DIR", required = true)]
@@ -198,22 +213,47 @@ fn init_tracing(verbose: u8) {
         2 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
 }
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Init(a) => {
-            out!("{}", init::starter(&a.name, a.nodes, a.workers, &a.backend).map_err(BadInput)?);
+            out!(
+                "{}",
+                init::starter(&a.name, a.nodes, a.workers, &a.backend).map_err(BadInput)?
+            );
             Ok(Outcome::Ok)
         }
         Command::Plan(a) => plan(&a.file),
-        Command::Pki(PkiCommand { sub: Some(PkiSub::Check { dir, file, within }), .. }) => check(&dir, file.as_deref(), within),
-        Command::Pki(PkiCommand { sub: Some(PkiSub::Renew { dir, names, validity }), .. }) => renew(&dir, names, validity),
-        Command::Pki(PkiCommand { sub: None, generate }) => {
+        Command::Pki(PkiCommand {
+            sub: Some(PkiSub::Check { dir, file, within }),
+            ..
+        }) => check(&dir, file.as_deref(), within),
+        Command::Pki(PkiCommand {
+            sub:
+                Some(PkiSub::Renew {
+                    dir,
+                    names,
+                    validity,
+                }),
+            ..
+        }) => renew(&dir, names, validity),
+        Command::Pki(PkiCommand {
+            sub: None,
+            generate,
+        }) => {
             let (Some(file), Some(out)) = (generate.file, generate.out) else {
-                return Err(BadInput("pki needs -f cluster.yaml and -o DIR (or a subcommand: check, renew)".into()).into());
+                return Err(BadInput(
+                    "pki needs -f cluster.yaml and -o DIR (or a subcommand: check, renew)".into(),
+                )
+                .into());
             };
             generate_pki(&file, &out, generate.renew)
         }
@@ -266,9 +306,17 @@ fn generate_pki(file: &Path, out: &Path, renew: bool) -> anyhow::Result<Outcome>
     if report.stale.is_empty() {
         return Ok(Outcome::Ok);
     }
-    eprintln!("{} certificate(s) no longer match the spec and were kept:", report.stale.len());
+    eprintln!(
+        "{} certificate(s) no longer match the spec and were kept:",
+        report.stale.len()
+    );
     for s in &report.stale {
-        eprintln!("  {} ({}): {}", s.name, s.path.display(), s.reasons.join("; "));
+        eprintln!(
+            "  {} ({}): {}",
+            s.name,
+            s.path.display(),
+            s.reasons.join("; ")
+        );
     }
     eprintln!("run again with --renew to replace them (CAs are never replaced)");
     Ok(Outcome::Problems)
@@ -279,7 +327,9 @@ fn check(dir: &Path, file: Option<&Path>, within: Option<GoDuration>) -> anyhow:
         return Err(BadInput(format!("{} is not a directory", dir.display())).into());
     }
     let plan = file.map(load_spec).transpose()?.map(|s| PkiPlan::from(&s));
-    let opts = CheckOptions::default().within(within.map(GoDuration::get)).plan(plan);
+    let opts = CheckOptions::default()
+        .within(within.map(GoDuration::get))
+        .plan(plan);
     let report = pki::check(dir, &opts)?;
     if report.rows.is_empty() {
         eprintln!("{}: no certificates found", dir.display());
@@ -289,7 +339,11 @@ fn check(dir: &Path, file: Option<&Path>, within: Option<GoDuration>) -> anyhow:
     if report.is_ok() {
         Ok(Outcome::Ok)
     } else {
-        eprintln!("{} of {} certificates have problems", report.problem_count(), report.rows.len());
+        eprintln!(
+            "{} of {} certificates have problems",
+            report.problem_count(),
+            report.rows.len()
+        );
         Ok(Outcome::Problems)
     }
 }
@@ -298,33 +352,67 @@ fn renew(dir: &Path, names: Vec<String>, validity: Option<GoDuration>) -> anyhow
     if !dir.is_dir() {
         return Err(BadInput(format!("{} is not a directory", dir.display())).into());
     }
-    let renewed = pki::renew(dir, &RenewOptions::default().names(names).validity(validity.map(GoDuration::get)))?;
+    let renewed = pki::renew(
+        dir,
+        &RenewOptions::default()
+            .names(names)
+            .validity(validity.map(GoDuration::get)),
+    )?;
     for n in &renewed {
         outln!("renewed {n}");
     }
-    outln!("{} certificate(s) renewed; restart the components that use them", renewed.len());
+    outln!(
+        "{} certificate(s) renewed; restart the components that use them",
+        renewed.len()
+    );
     Ok(Outcome::Ok)
 }
 
 fn plan(file: &Path) -> anyhow::Result<Outcome> {
     let spec = load_spec(file)?;
     let plan = PkiPlan::from(&spec);
-    outln!("cluster {} (Kubernetes {}), endpoint {}", spec.name, spec.kubernetes_version, spec.control_plane_url());
-    outln!("PKI: {} CA mode, {} keys", match plan.ca_mode {
-        spec::CaMode::Intermediate => "intermediate",
-        _ => "kubeadm",
-    }, plan.key_algorithm.as_str());
+    outln!(
+        "cluster {} (Kubernetes {}), endpoint {}",
+        spec.name,
+        spec.kubernetes_version,
+        spec.control_plane_url()
+    );
+    outln!(
+        "PKI: {} CA mode, {} keys",
+        match plan.ca_mode {
+            spec::CaMode::Intermediate => "intermediate",
+            _ => "kubeadm",
+        },
+        plan.key_algorithm.as_str()
+    );
     for ca in plan.cas() {
-        let parent = ca.parent.map_or("self-signed".to_owned(), |p| format!("signed by {}", p.name()));
-        outln!("  CA {:<16} CN={:<24} {parent}", ca.id.name(), ca.common_name);
+        let parent = ca.parent.map_or("self-signed".to_owned(), |p| {
+            format!("signed by {}", p.name())
+        });
+        outln!(
+            "  CA {:<16} CN={:<24} {parent}",
+            ca.id.name(),
+            ca.common_name
+        );
     }
     for leaf in &plan.leaves {
         let sans = if leaf.sans.is_empty() {
             String::new()
         } else {
-            format!(" SANs: {}", leaf.sans.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
+            format!(
+                " SANs: {}",
+                leaf.sans
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
         };
-        let org = if leaf.organizations.is_empty() { String::new() } else { format!(" O={}", leaf.organizations.join(",")) };
+        let org = if leaf.organizations.is_empty() {
+            String::new()
+        } else {
+            format!(" O={}", leaf.organizations.join(","))
+        };
         outln!("  {:<40} CN={}{org}{sans}", leaf.name(), leaf.common_name);
     }
     outln!("nodes (output layout: nodes/<name>/ is a root-filesystem overlay):");

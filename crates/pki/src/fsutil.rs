@@ -20,13 +20,30 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// so a reader sees the old file or the new one, never half of one. The temporary file is
 /// created with `mode` already set: a key is never readable by others, not even briefly.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
-    let err = |source: io::Error| Error::Write { path: path.to_owned(), source };
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let err = |source: io::Error| Error::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(err)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = parent.join(format!(".{name}.tmp.{}.{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(
+        ".{name}.tmp.{}.{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
     let result = (|| {
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
         // The umask may have cleared bits of `mode`; set it exactly.
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(contents)?;
@@ -44,9 +61,15 @@ pub fn read_optional(path: &Path) -> Result<Option<String>, Error> {
     match fs::read(path) {
         Ok(bytes) => String::from_utf8(bytes)
             .map(Some)
-            .map_err(|_| Error::Corrupt { path: path.to_owned(), reason: "not a text (PEM) file".into() }),
+            .map_err(|_| Error::Corrupt {
+                path: path.to_owned(),
+                reason: "not a text (PEM) file".into(),
+            }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(Error::Read { path: path.to_owned(), source }),
+        Err(source) => Err(Error::Read {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 

@@ -1,8 +1,8 @@
 //! Signing: CA and leaf certificate parameters, handed to rcgen.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyUsagePurpose,
-    SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyUsagePurpose, SanType, SerialNumber,
 };
 use time::OffsetDateTime;
 
@@ -14,7 +14,8 @@ use crate::plan::{CaSpec, LeafSpec};
 /// CA/Browser Forum rules for at least 64 random bits).
 pub(crate) fn random_serial() -> Result<SerialNumber, Error> {
     let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| Error::Crypto("the system random number generator failed".into()))?;
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|_| Error::Crypto("the system random number generator failed".into()))?;
     // Positive and without a leading zero octet, so the DER integer is always 16 bytes.
     bytes[0] = (bytes[0] & 0x3f) | 0x40;
     Ok(SerialNumber::from_slice(&bytes))
@@ -56,11 +57,18 @@ pub(crate) fn ca_params(
         Some(n) => BasicConstraints::Constrained(n),
         None => BasicConstraints::Unconstrained,
     });
-    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+    ];
     // kubeadm puts the CN in a DNS SAN of each CA; keep it for tools that look there.
     if spec.id != crate::CaId::Root {
         p.subject_alt_names = vec![SanType::DnsName(
-            spec.common_name.clone().try_into().map_err(|_| Error::Unsupported(format!("CA name {}", spec.common_name)))?,
+            spec.common_name
+                .clone()
+                .try_into()
+                .map_err(|_| Error::Unsupported(format!("CA name {}", spec.common_name)))?,
         )];
     }
     p.use_authority_key_identifier_extension = spec.parent.is_some();
@@ -81,15 +89,20 @@ pub(crate) fn leaf_params(
     p.is_ca = IsCa::ExplicitNoCa;
     // keyEncipherment only means something for RSA key transport; ECDSA keys cannot do it.
     p.key_usages = if rsa {
-        vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment]
+        vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ]
     } else {
         vec![KeyUsagePurpose::DigitalSignature]
     };
     if leaf.usage.server() {
-        p.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
+        p.extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ServerAuth);
     }
     if leaf.usage.client() {
-        p.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth);
+        p.extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ClientAuth);
     }
     p.subject_alt_names = leaf
         .sans
@@ -117,8 +130,10 @@ pub(crate) fn sign(
     let cert = match issuer {
         None => params.self_signed(subject_key.key_pair()),
         Some((ca_der, ca_key)) => {
-            let issuer = Issuer::from_ca_cert_der(&ca_der.into(), ca_key.key_pair())
-                .map_err(|e| Error::Crypto(format!("cannot use the CA certificate to sign: {e}")))?;
+            let issuer =
+                Issuer::from_ca_cert_der(&ca_der.into(), ca_key.key_pair()).map_err(|e| {
+                    Error::Crypto(format!("cannot use the CA certificate to sign: {e}"))
+                })?;
             params.signed_by(subject_key.key_pair(), &issuer)
         }
     }

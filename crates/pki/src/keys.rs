@@ -27,20 +27,35 @@ impl PrivateKey {
         let kp = match alg {
             KeyAlgorithm::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
             KeyAlgorithm::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
-            KeyAlgorithm::Rsa2048 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048),
-            KeyAlgorithm::Rsa3072 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_3072),
-            KeyAlgorithm::Rsa4096 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_4096),
+            KeyAlgorithm::Rsa2048 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048)
+            }
+            KeyAlgorithm::Rsa3072 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_3072)
+            }
+            KeyAlgorithm::Rsa4096 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_4096)
+            }
             // `KeyAlgorithm` is non-exhaustive; a new variant must be wired here first.
-            other => return Err(KeyError(format!("key algorithm {} is not supported yet", other.as_str()))),
+            other => {
+                return Err(KeyError(format!(
+                    "key algorithm {} is not supported yet",
+                    other.as_str()
+                )));
+            }
         };
-        kp.map(Self).map_err(|e| KeyError(format!("cannot generate a {} key: {e}", alg.as_str())))
+        kp.map(Self)
+            .map_err(|e| KeyError(format!("cannot generate a {} key: {e}", alg.as_str())))
     }
 
     /// `n` new keys. RSA keys are generated on every core (they take tens to hundreds of
     /// milliseconds each); ECDSA keys take microseconds and are made on this thread.
     pub fn generate_many(alg: KeyAlgorithm, n: usize) -> Result<Vec<Self>, KeyError> {
         if alg.is_rsa() && n > 1 {
-            (0..n).into_par_iter().map(|_| Self::generate(alg)).collect()
+            (0..n)
+                .into_par_iter()
+                .map(|_| Self::generate(alg))
+                .collect()
         } else {
             (0..n).map(|_| Self::generate(alg)).collect()
         }
@@ -49,7 +64,9 @@ impl PrivateKey {
     /// Reads a PEM private key: PKCS#8 (`PRIVATE KEY`), SEC1 (`EC PRIVATE KEY`) or PKCS#1
     /// (`RSA PRIVATE KEY`), as kubeadm and openssl write them.
     pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
-        KeyPair::from_pem(pem).map(Self).map_err(|e| KeyError(format!("not a usable PEM private key ({e})")))
+        KeyPair::from_pem(pem)
+            .map(Self)
+            .map_err(|e| KeyError(format!("not a usable PEM private key ({e})")))
     }
 
     /// The key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), zeroized when dropped.
@@ -101,7 +118,11 @@ mod tests {
 
     #[test]
     fn every_algorithm_round_trips() {
-        for alg in [KeyAlgorithm::EcdsaP256, KeyAlgorithm::EcdsaP384, KeyAlgorithm::Rsa2048] {
+        for alg in [
+            KeyAlgorithm::EcdsaP256,
+            KeyAlgorithm::EcdsaP384,
+            KeyAlgorithm::Rsa2048,
+        ] {
             let k = PrivateKey::generate(alg).unwrap();
             assert_eq!(k.algorithm(), Some(alg));
             let back = PrivateKey::from_pem(&k.to_pem()).unwrap();
@@ -111,7 +132,10 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error() {
-        assert!(PrivateKey::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+        assert!(
+            PrivateKey::from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+                .is_err()
+        );
         assert!(PrivateKey::from_pem("hello").is_err());
     }
 }

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use frankenetes_spec::CaMode;
 use zeroize::Zeroizing;
 
+use crate::Error;
 use crate::fsutil::{self, PUBLIC_MODE, SECRET_MODE, with_ext};
 use crate::issue;
 use crate::keys::PrivateKey;
 use crate::plan::{CaId, CaSpec, LeafSpec, PkiPlan};
 use crate::x509::{self, CertInfo};
-use crate::Error;
 
 /// A certificate authority: its certificate and (unless it is an offline root) its key.
 pub struct Ca {
@@ -25,7 +25,11 @@ pub struct Ca {
 
 impl fmt::Debug for Ca {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ca").field("id", &self.spec.id).field("subject", &self.info.common_name).field("key", &self.key.as_ref().map(|k| &k.0)).finish()
+        f.debug_struct("Ca")
+            .field("id", &self.spec.id)
+            .field("subject", &self.info.common_name)
+            .field("key", &self.key.as_ref().map(|k| &k.0))
+            .finish()
     }
 }
 
@@ -63,7 +67,11 @@ pub struct Leaf {
 
 impl fmt::Debug for Leaf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Leaf").field("name", &self.spec.name()).field("subject", &self.info.common_name).field("key", &"<redacted>").finish()
+        f.debug_struct("Leaf")
+            .field("name", &self.spec.name())
+            .field("subject", &self.info.common_name)
+            .field("key", &"<redacted>")
+            .finish()
     }
 }
 
@@ -109,8 +117,15 @@ pub struct OutputFile {
 
 impl fmt::Debug for OutputFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let body = if self.secret { "<redacted>".to_owned() } else { format!("{} bytes", self.contents.len()) };
-        f.debug_struct("OutputFile").field("path", &self.path).field("contents", &body).finish()
+        let body = if self.secret {
+            "<redacted>".to_owned()
+        } else {
+            format!("{} bytes", self.contents.len())
+        };
+        f.debug_struct("OutputFile")
+            .field("path", &self.path)
+            .field("contents", &body)
+            .finish()
     }
 }
 
@@ -222,7 +237,11 @@ impl Pki {
     pub fn files(&self) -> Vec<OutputFile> {
         let mut out = Vec::new();
         let mut push = |path: PathBuf, contents: &[u8], secret: bool| {
-            out.push(OutputFile { path, contents: Zeroizing::new(contents.to_vec()), secret });
+            out.push(OutputFile {
+                path,
+                contents: Zeroizing::new(contents.to_vec()),
+                secret,
+            });
         };
         for ca in &self.cas {
             let master = self.plan.ca_master(ca.spec.id);
@@ -240,19 +259,35 @@ impl Pki {
                 // The chain an operator holding only the root can verify intermediates with.
                 if let Some(root) = self.ca(CaId::Root) {
                     let chain = format!("{}{}", ca.cert_pem, root.cert_pem);
-                    push(master.with_file_name(format!("{}-chain.crt", file_stem(&master))), chain.as_bytes(), false);
+                    push(
+                        master.with_file_name(format!("{}-chain.crt", file_stem(&master))),
+                        chain.as_bytes(),
+                        false,
+                    );
                 }
             }
         }
         let (master, copies) = self.plan.service_account_paths();
         let sa_pub = self.service_account_pub_pem();
         for base in std::iter::once(master).chain(copies) {
-            push(with_ext(&base, "key"), self.service_account.1.as_bytes(), true);
+            push(
+                with_ext(&base, "key"),
+                self.service_account.1.as_bytes(),
+                true,
+            );
             push(with_ext(&base, "pub"), sa_pub.as_bytes(), false);
         }
         for leaf in &self.leaves {
-            push(with_ext(&leaf.spec.path, "crt"), leaf.chain_pem.as_bytes(), false);
-            push(with_ext(&leaf.spec.path, "key"), leaf.key_pem.as_bytes(), true);
+            push(
+                with_ext(&leaf.spec.path, "crt"),
+                leaf.chain_pem.as_bytes(),
+                false,
+            );
+            push(
+                with_ext(&leaf.spec.path, "key"),
+                leaf.key_pem.as_bytes(),
+                true,
+            );
         }
         out
     }
@@ -262,12 +297,18 @@ impl Pki {
     pub fn write_to(&self, dir: &Path) -> Result<Vec<PathBuf>, Error> {
         let mut report = SyncReport::default();
         write_files(dir, &self.files(), &mut report)?;
-        Ok(report.created.into_iter().chain(report.replaced.into_iter().map(|(p, _)| p)).collect())
+        Ok(report
+            .created
+            .into_iter()
+            .chain(report.replaced.into_iter().map(|(p, _)| p))
+            .collect())
     }
 }
 
 fn file_stem(p: &Path) -> String {
-    p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn write_files(dir: &Path, files: &[OutputFile], report: &mut SyncReport) -> Result<(), Error> {
@@ -283,10 +324,16 @@ fn write_files(dir: &Path, files: &[OutputFile], report: &mut SyncReport) -> Res
                     report.replaced.push((f.path.clone(), "renewed".into()));
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => report.created.push(f.path.clone()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                report.created.push(f.path.clone())
+            }
             Err(source) => return Err(Error::Read { path: full, source }),
         }
-        fsutil::write_atomic(&full, &f.contents, if f.secret { SECRET_MODE } else { PUBLIC_MODE })?;
+        fsutil::write_atomic(
+            &full,
+            &f.contents,
+            if f.secret { SECRET_MODE } else { PUBLIC_MODE },
+        )?;
     }
     Ok(())
 }
@@ -311,6 +358,11 @@ pub fn sync(plan: &PkiPlan, dir: &Path, opts: SyncOptions) -> Result<(Pki, SyncR
     Ok((pki, report))
 }
 
+/// A certificate file's text and the DER of each certificate in it.
+type CertFile = (String, Vec<Vec<u8>>);
+/// A key and its original PEM text.
+type KeyFile = (PrivateKey, Zeroizing<String>);
+
 struct Disk<'a>(Option<&'a Path>);
 
 impl Disk<'_> {
@@ -325,15 +377,21 @@ impl Disk<'_> {
     }
     /// Reads `<base>.crt` (all certificates in it) and `<base>.key`; corrupt content is an
     /// error naming the file.
-    fn pair(&self, base: &Path) -> Result<(Option<(String, Vec<Vec<u8>>)>, Option<(PrivateKey, Zeroizing<String>)>), Error> {
+    fn pair(&self, base: &Path) -> Result<(Option<CertFile>, Option<KeyFile>), Error> {
         let crt = with_ext(base, "crt");
         let key_path = with_ext(base, "key");
         let cert = match self.read(&crt)? {
             None => None,
             Some(text) => {
-                let ders = x509::pem_certs(&text).map_err(|reason| Error::Corrupt { path: self.full(&crt), reason })?;
+                let ders = x509::pem_certs(&text).map_err(|reason| Error::Corrupt {
+                    path: self.full(&crt),
+                    reason,
+                })?;
                 for d in &ders {
-                    x509::parse(d).map_err(|reason| Error::Corrupt { path: self.full(&crt), reason })?;
+                    x509::parse(d).map_err(|reason| Error::Corrupt {
+                        path: self.full(&crt),
+                        reason,
+                    })?;
                 }
                 Some((text, ders))
             }
@@ -341,14 +399,23 @@ impl Disk<'_> {
         let key = match self.read(&key_path)? {
             None => None,
             Some(text) => {
-                let k = PrivateKey::from_pem(&text).map_err(|e| Error::Corrupt { path: self.full(&key_path), reason: e.to_string() })?;
+                let k = PrivateKey::from_pem(&text).map_err(|e| Error::Corrupt {
+                    path: self.full(&key_path),
+                    reason: e.to_string(),
+                })?;
                 Some((k, Zeroizing::new(text)))
             }
         };
         if let (Some((_, ders)), Some((k, _))) = (&cert, &key) {
-            let info = x509::parse(&ders[0]).map_err(|reason| Error::Corrupt { path: self.full(&crt), reason })?;
+            let info = x509::parse(&ders[0]).map_err(|reason| Error::Corrupt {
+                path: self.full(&crt),
+                reason,
+            })?;
             if info.spki != k.spki_der() {
-                return Err(Error::KeyMismatch { cert: self.full(&crt), key: self.full(&key_path) });
+                return Err(Error::KeyMismatch {
+                    cert: self.full(&crt),
+                    key: self.full(&key_path),
+                });
             }
         }
         Ok((cert, key))
@@ -356,17 +423,32 @@ impl Disk<'_> {
 }
 
 enum CaPlan {
-    Load { der: Vec<u8>, pem: String, key: Option<(PrivateKey, Zeroizing<String>)> },
+    Load {
+        der: Vec<u8>,
+        pem: String,
+        key: Option<(PrivateKey, Zeroizing<String>)>,
+    },
     Generate,
 }
 
 enum LeafPlan {
-    Keep { der: Vec<u8>, pem: String, key: (PrivateKey, Zeroizing<String>) },
+    Keep {
+        der: Vec<u8>,
+        pem: String,
+        key: (PrivateKey, Zeroizing<String>),
+    },
     /// Sign a new certificate; reuse the key if given.
-    Issue { key: Option<(PrivateKey, Zeroizing<String>)>, reason: Option<String> },
+    Issue {
+        key: Option<(PrivateKey, Zeroizing<String>)>,
+        reason: Option<String>,
+    },
 }
 
-fn build(plan: &PkiPlan, dir: Option<&Path>, opts: SyncOptions) -> Result<(Pki, SyncReport), Error> {
+fn build(
+    plan: &PkiPlan,
+    dir: Option<&Path>,
+    opts: SyncOptions,
+) -> Result<(Pki, SyncReport), Error> {
     let disk = Disk(dir);
     let mut report = SyncReport::default();
     let ca_specs = plan.cas();
@@ -395,41 +477,64 @@ fn build(plan: &PkiPlan, dir: Option<&Path>, opts: SyncOptions) -> Result<(Pki, 
         let p = match (cert, key) {
             (None, None) => CaPlan::Generate,
             (Some(_), None) if spec.id != CaId::Root => {
-                return Err(Error::CaKeyMissing { path: disk.full(&with_ext(&master, "key")) });
+                return Err(Error::CaKeyMissing {
+                    path: disk.full(&with_ext(&master, "key")),
+                });
             }
-            (None, Some(_)) => return Err(Error::CaCertMissing { path: disk.full(&with_ext(&master, "crt")) }),
+            (None, Some(_)) => {
+                return Err(Error::CaCertMissing {
+                    path: disk.full(&with_ext(&master, "crt")),
+                });
+            }
             (Some((pem, ders)), key) => {
-                let info = x509::parse(&ders[0]).map_err(|reason| Error::Corrupt { path: disk.full(&with_ext(&master, "crt")), reason })?;
+                let info = x509::parse(&ders[0]).map_err(|reason| Error::Corrupt {
+                    path: disk.full(&with_ext(&master, "crt")),
+                    reason,
+                })?;
                 let path = disk.full(&with_ext(&master, "crt"));
                 if !info.is_ca {
-                    return Err(Error::CaModeMismatch { path, reason: "it is not a CA certificate".into() });
+                    return Err(Error::CaModeMismatch {
+                        path,
+                        reason: "it is not a CA certificate".into(),
+                    });
                 }
                 match (spec.parent, info.is_self_issued()) {
                     (None, false) => {
                         return Err(Error::CaModeMismatch {
                             path,
-                            reason: "it is an intermediate CA, but caMode is kubeadm (self-signed CAs)".into(),
+                            reason:
+                                "it is an intermediate CA, but caMode is kubeadm (self-signed CAs)"
+                                    .into(),
                         });
                     }
                     (Some(_), true) => {
                         return Err(Error::CaModeMismatch {
                             path,
-                            reason: "it is self-signed, but caMode is intermediate (signed by the root)".into(),
+                            reason:
+                                "it is self-signed, but caMode is intermediate (signed by the root)"
+                                    .into(),
                         });
                     }
                     _ => {}
                 }
-                CaPlan::Load { der: ders[0].clone(), pem, key }
+                CaPlan::Load {
+                    der: ders[0].clone(),
+                    pem,
+                    key,
+                }
             }
         };
         ca_plans.push((spec.clone(), p));
     }
     // An intermediate that must be signed needs the root's key.
     for (spec, p) in &ca_plans {
-        if let (Some(parent), CaPlan::Generate) = (spec.parent, p) {
-            if let Some((_, CaPlan::Load { key: None, .. })) = ca_plans.iter().find(|(s, _)| s.id == parent) {
-                return Err(Error::CaKeyMissing { path: disk.full(&with_ext(&plan.ca_master(parent), "key")) });
-            }
+        if let (Some(parent), CaPlan::Generate) = (spec.parent, p)
+            && let Some((_, CaPlan::Load { key: None, .. })) =
+                ca_plans.iter().find(|(s, _)| s.id == parent)
+        {
+            return Err(Error::CaKeyMissing {
+                path: disk.full(&with_ext(&plan.ca_master(parent), "key")),
+            });
         }
     }
     // Intermediates that were loaded must chain to the (loaded) root.
@@ -438,13 +543,18 @@ fn build(plan: &PkiPlan, dir: Option<&Path>, opts: SyncOptions) -> Result<(Pki, 
             let path = disk.full(&with_ext(&plan.ca_master(spec.id), "crt"));
             match ca_plans.iter().find(|(s, _)| s.id == parent) {
                 Some((_, CaPlan::Load { der: root, .. })) => {
-                    x509::verify_signed_by(der, root)
-                        .map_err(|reason| Error::CaModeMismatch { path, reason: format!("not signed by the root CA: {reason}") })?;
+                    x509::verify_signed_by(der, root).map_err(|reason| Error::CaModeMismatch {
+                        path,
+                        reason: format!("not signed by the root CA: {reason}"),
+                    })?;
                 }
                 _ => {
                     return Err(Error::CaModeMismatch {
                         path,
-                        reason: format!("its root {} is missing; restore it", with_ext(&plan.ca_master(parent), "crt").display()),
+                        reason: format!(
+                            "its root {} is missing; restore it",
+                            with_ext(&plan.ca_master(parent), "crt").display()
+                        ),
                     });
                 }
             }
@@ -463,7 +573,10 @@ fn build(plan: &PkiPlan, dir: Option<&Path>, opts: SyncOptions) -> Result<(Pki, 
                 CaPlan::Generate => c.is_some() || k.is_some(),
             };
             if differs {
-                return Err(Error::CopyDiffers { copy: disk.full(&with_ext(&copy, "crt")), master: disk.full(&with_ext(&master, "crt")) });
+                return Err(Error::CopyDiffers {
+                    copy: disk.full(&with_ext(&copy, "crt")),
+                    master: disk.full(&with_ext(&master, "crt")),
+                });
             }
         }
     }
@@ -474,16 +587,26 @@ fn build(plan: &PkiPlan, dir: Option<&Path>, opts: SyncOptions) -> Result<(Pki, 
     for base in std::iter::once(&sa_master).chain(&sa_copies) {
         let path = with_ext(base, "key");
         if let Some(text) = disk.read(&path)? {
-            let k = PrivateKey::from_pem(&text).map_err(|e| Error::Corrupt { path: disk.full(&path), reason: e.to_string() })?;
+            let k = PrivateKey::from_pem(&text).map_err(|e| Error::Corrupt {
+                path: disk.full(&path),
+                reason: e.to_string(),
+            })?;
             match &sa {
                 None => {
                     if base != &sa_master {
-                        report.notes.push(format!("{} was missing; taken from {}", with_ext(&sa_master, "key").display(), path.display()));
+                        report.notes.push(format!(
+                            "{} was missing; taken from {}",
+                            with_ext(&sa_master, "key").display(),
+                            path.display()
+                        ));
                     }
                     sa = Some((k, Zeroizing::new(text)));
                 }
                 Some((m, _)) if m.spki_der() != k.spki_der() => {
-                    return Err(Error::CopyDiffers { copy: disk.full(&path), master: disk.full(&with_ext(&sa_master, "key")) });
+                    return Err(Error::CopyDiffers {
+                        copy: disk.full(&path),
+                        master: disk.full(&with_ext(&sa_master, "key")),
+                    });
                 }
                 Some(_) => {}
             }
@@ -495,46 +618,88 @@ fn build(plan: &PkiPlan, dir: Option<&Path>, opts: SyncOptions) -> Result<(Pki, 
     for leaf in &plan.leaves {
         let (cert, key) = disk.pair(&leaf.path)?;
         let crt_path = with_ext(&leaf.path, "crt");
-        let p = match (cert, key) {
-            (None, None) => LeafPlan::Issue { key: None, reason: None },
-            (Some(_), None) => LeafPlan::Issue { key: None, reason: Some("its key was missing".into()) },
-            (None, Some(k)) => {
-                if k.0.algorithm() == Some(plan.key_algorithm) {
-                    LeafPlan::Issue { key: Some(k), reason: None }
-                } else {
-                    LeafPlan::Issue { key: None, reason: None }
+        let p =
+            match (cert, key) {
+                (None, None) => LeafPlan::Issue {
+                    key: None,
+                    reason: None,
+                },
+                (Some(_), None) => LeafPlan::Issue {
+                    key: None,
+                    reason: Some("its key was missing".into()),
+                },
+                (None, Some(k)) => {
+                    if k.0.algorithm() == Some(plan.key_algorithm) {
+                        LeafPlan::Issue {
+                            key: Some(k),
+                            reason: None,
+                        }
+                    } else {
+                        LeafPlan::Issue {
+                            key: None,
+                            reason: None,
+                        }
+                    }
                 }
-            }
-            (Some((pem, ders)), Some(k)) => {
-                let issuer = ca_plans.iter().find(|(s, _)| s.id == leaf.issuer).and_then(|(_, p)| match p {
-                    CaPlan::Load { der, .. } => Some(der.as_slice()),
-                    CaPlan::Generate => None,
-                });
-                let reasons = leaf_problems(plan, leaf, &ders, &k.0, issuer);
-                if reasons.is_empty() {
-                    LeafPlan::Keep { der: ders[0].clone(), pem, key: k }
-                } else if opts.renew {
-                    LeafPlan::Issue { key: None, reason: Some(reasons.join("; ")) }
-                } else {
-                    report.stale.push(Stale { name: leaf.name(), path: crt_path, reasons });
-                    LeafPlan::Keep { der: ders[0].clone(), pem, key: k }
+                (Some((pem, ders)), Some(k)) => {
+                    let issuer = ca_plans.iter().find(|(s, _)| s.id == leaf.issuer).and_then(
+                        |(_, p)| match p {
+                            CaPlan::Load { der, .. } => Some(der.as_slice()),
+                            CaPlan::Generate => None,
+                        },
+                    );
+                    let reasons = leaf_problems(plan, leaf, &ders, &k.0, issuer);
+                    if reasons.is_empty() {
+                        LeafPlan::Keep {
+                            der: ders[0].clone(),
+                            pem,
+                            key: k,
+                        }
+                    } else if opts.renew {
+                        LeafPlan::Issue {
+                            key: None,
+                            reason: Some(reasons.join("; ")),
+                        }
+                    } else {
+                        report.stale.push(Stale {
+                            name: leaf.name(),
+                            path: crt_path,
+                            reasons,
+                        });
+                        LeafPlan::Keep {
+                            der: ders[0].clone(),
+                            pem,
+                            key: k,
+                        }
+                    }
                 }
-            }
-        };
-        if let LeafPlan::Issue { reason: Some(r), .. } = &p {
+            };
+        if let LeafPlan::Issue {
+            reason: Some(r), ..
+        } = &p
+        {
             report.replaced.push((leaf.path.clone(), r.clone()));
         }
         leaf_plans.push((leaf.clone(), p));
     }
 
     // 4. New keys, all at once (on every core for RSA).
-    let wanted = ca_plans.iter().filter(|(_, p)| matches!(p, CaPlan::Generate)).count()
+    let wanted = ca_plans
+        .iter()
+        .filter(|(_, p)| matches!(p, CaPlan::Generate))
+        .count()
         + usize::from(sa.is_none())
-        + leaf_plans.iter().filter(|(_, p)| matches!(p, LeafPlan::Issue { key: None, .. })).count();
-    let mut fresh: VecDeque<PrivateKey> =
-        PrivateKey::generate_many(plan.key_algorithm, wanted).map_err(|e| Error::Crypto(e.to_string()))?.into();
+        + leaf_plans
+            .iter()
+            .filter(|(_, p)| matches!(p, LeafPlan::Issue { key: None, .. }))
+            .count();
+    let mut fresh: VecDeque<PrivateKey> = PrivateKey::generate_many(plan.key_algorithm, wanted)
+        .map_err(|e| Error::Crypto(e.to_string()))?
+        .into();
     let mut take_key = || -> Result<(PrivateKey, Zeroizing<String>), Error> {
-        let k = fresh.pop_front().ok_or_else(|| Error::Crypto("internal: key pool exhausted".into()))?;
+        let k = fresh
+            .pop_front()
+            .ok_or_else(|| Error::Crypto("internal: key pool exhausted".into()))?;
         let pem = k.to_pem();
         Ok((k, pem))
     };
@@ -551,10 +716,15 @@ fn build(plan: &PkiPlan, dir: Option<&Path>, opts: SyncOptions) -> Result<(Pki, 
                 let issuer = match spec.parent {
                     None => None,
                     Some(parent) => {
-                        let parent = cas.iter().find(|c| c.spec.id == parent).ok_or_else(|| Error::Crypto("internal: parent CA missing".into()))?;
+                        let parent = cas
+                            .iter()
+                            .find(|c| c.spec.id == parent)
+                            .ok_or_else(|| Error::Crypto("internal: parent CA missing".into()))?;
                         not_after = not_after.min(parent.info.not_after);
-                        let pk = parent.key.as_ref().map(|k| &k.0).ok_or_else(|| Error::CaKeyMissing {
-                            path: disk.full(&with_ext(&plan.ca_master(parent.spec.id), "key")),
+                        let pk = parent.key.as_ref().map(|k| &k.0).ok_or_else(|| {
+                            Error::CaKeyMissing {
+                                path: disk.full(&with_ext(&plan.ca_master(parent.spec.id), "key")),
+                            }
                         })?;
                         Some((parent.der.as_slice(), pk))
                     }
@@ -566,7 +736,13 @@ fn build(plan: &PkiPlan, dir: Option<&Path>, opts: SyncOptions) -> Result<(Pki, 
             }
         };
         let info = x509::parse(&der).map_err(Error::Crypto)?;
-        cas.push(Ca { spec, der, cert_pem: pem, key, info });
+        cas.push(Ca {
+            spec,
+            der,
+            cert_pem: pem,
+            key,
+            info,
+        });
     }
     let service_account = match sa {
         Some(k) => k,
@@ -581,10 +757,17 @@ fn build(plan: &PkiPlan, dir: Option<&Path>, opts: SyncOptions) -> Result<(Pki, 
                     Some(k) => k,
                     None => take_key()?,
                 };
-                let ca = cas.iter().find(|c| c.spec.id == spec.issuer).ok_or_else(|| Error::Crypto("internal: issuer missing".into()))?;
-                let ca_key = ca.key.as_ref().map(|k| &k.0).ok_or_else(|| Error::CaKeyMissing {
-                    path: disk.full(&with_ext(&plan.ca_master(ca.spec.id), "key")),
-                })?;
+                let ca = cas
+                    .iter()
+                    .find(|c| c.spec.id == spec.issuer)
+                    .ok_or_else(|| Error::Crypto("internal: issuer missing".into()))?;
+                let ca_key = ca
+                    .key
+                    .as_ref()
+                    .map(|k| &k.0)
+                    .ok_or_else(|| Error::CaKeyMissing {
+                        path: disk.full(&with_ext(&plan.ca_master(ca.spec.id), "key")),
+                    })?;
                 let wanted_end = plan.now + plan.cert_validity;
                 let not_after = wanted_end.min(ca.info.not_after);
                 if not_after < wanted_end {
@@ -596,21 +779,50 @@ fn build(plan: &PkiPlan, dir: Option<&Path>, opts: SyncOptions) -> Result<(Pki, 
                         frankenetes_spec::GoDuration::new(plan.cert_validity)
                     ));
                 }
-                let params = issue::leaf_params(&spec, key.0.algorithm().is_some_and(|a| a.is_rsa()), not_before, not_after)?;
+                let params = issue::leaf_params(
+                    &spec,
+                    key.0.algorithm().is_some_and(|a| a.is_rsa()),
+                    not_before,
+                    not_after,
+                )?;
                 let der = issue::sign(&params, &key.0, Some((&ca.der, ca_key)))?;
-                let chain = if plan.ca_mode == CaMode::Intermediate { vec![der.as_slice(), ca.der.as_slice()] } else { vec![der.as_slice()] };
+                let chain = if plan.ca_mode == CaMode::Intermediate {
+                    vec![der.as_slice(), ca.der.as_slice()]
+                } else {
+                    vec![der.as_slice()]
+                };
                 let pem = x509::to_pem(&chain);
                 (der, pem, key)
             }
         };
         let info = x509::parse(&der).map_err(Error::Crypto)?;
-        leaves.push(Leaf { spec, der, chain_pem, key_pem: key.1, info });
+        leaves.push(Leaf {
+            spec,
+            der,
+            chain_pem,
+            key_pem: key.1,
+            info,
+        });
     }
-    Ok((Pki { plan: plan.clone(), cas, service_account, leaves }, report))
+    Ok((
+        Pki {
+            plan: plan.clone(),
+            cas,
+            service_account,
+            leaves,
+        },
+        report,
+    ))
 }
 
 /// Why a leaf on disk does not match its plan; empty when it does.
-pub(crate) fn leaf_problems(plan: &PkiPlan, leaf: &LeafSpec, ders: &[Vec<u8>], key: &PrivateKey, issuer: Option<&[u8]>) -> Vec<String> {
+pub(crate) fn leaf_problems(
+    plan: &PkiPlan,
+    leaf: &LeafSpec,
+    ders: &[Vec<u8>],
+    key: &PrivateKey,
+    issuer: Option<&[u8]>,
+) -> Vec<String> {
     let mut out = Vec::new();
     let Ok(info) = x509::parse(&ders[0]) else {
         return vec!["cannot be parsed".into()];
@@ -618,22 +830,39 @@ pub(crate) fn leaf_problems(plan: &PkiPlan, leaf: &LeafSpec, ders: &[Vec<u8>], k
     match issuer {
         Some(der) => {
             if let Err(e) = x509::verify_signed_by(&ders[0], der) {
-                out.push(format!("not signed by the current {}: {e}", leaf.issuer.name()));
+                out.push(format!(
+                    "not signed by the current {}: {e}",
+                    leaf.issuer.name()
+                ));
             } else {
                 let want_chain = plan.ca_mode == CaMode::Intermediate;
                 let has_chain = ders.get(1).is_some_and(|d| d.as_slice() == der);
                 if want_chain != has_chain || ders.len() > 2 {
-                    out.push(if want_chain { "the file lacks its intermediate CA" } else { "the file carries extra certificates" }.into());
+                    out.push(
+                        if want_chain {
+                            "the file lacks its intermediate CA"
+                        } else {
+                            "the file carries extra certificates"
+                        }
+                        .into(),
+                    );
                 }
             }
         }
         None => out.push(format!("its CA {} is new", leaf.issuer.name())),
     }
     if info.common_name.as_deref() != Some(leaf.common_name.as_str()) {
-        out.push(format!("CN is {:?}, expected {:?}", info.common_name.as_deref().unwrap_or_default(), leaf.common_name));
+        out.push(format!(
+            "CN is {:?}, expected {:?}",
+            info.common_name.as_deref().unwrap_or_default(),
+            leaf.common_name
+        ));
     }
     if info.organizations != leaf.organizations {
-        out.push(format!("O is {:?}, expected {:?}", info.organizations, leaf.organizations));
+        out.push(format!(
+            "O is {:?}, expected {:?}",
+            info.organizations, leaf.organizations
+        ));
     }
     let mut have = info.sans();
     let mut want: Vec<String> = leaf.sans.iter().map(ToString::to_string).collect();
@@ -655,10 +884,17 @@ pub(crate) fn leaf_problems(plan: &PkiPlan, leaf: &LeafSpec, ders: &[Vec<u8>], k
         out.push("extended key usage differs from its profile".into());
     }
     if key.algorithm() != Some(plan.key_algorithm) {
-        out.push(format!("key is {}, the spec asks for {}", key.describe(), plan.key_algorithm.as_str()));
+        out.push(format!(
+            "key is {}, the spec asks for {}",
+            key.describe(),
+            plan.key_algorithm.as_str()
+        ));
     }
     if info.not_after <= plan.now {
-        out.push(format!("expired on {}", crate::check::format_time(info.not_after)));
+        out.push(format!(
+            "expired on {}",
+            crate::check::format_time(info.not_after)
+        ));
     }
     out
 }

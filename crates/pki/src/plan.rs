@@ -110,8 +110,20 @@ pub struct LeafSpec {
 
 impl LeafSpec {
     /// A leaf with no organization and no SANs.
-    pub fn new(path: impl Into<PathBuf>, issuer: CaId, common_name: impl Into<String>, usage: Usage) -> Self {
-        Self { path: path.into(), issuer, common_name: common_name.into(), organizations: Vec::new(), sans: Vec::new(), usage }
+    pub fn new(
+        path: impl Into<PathBuf>,
+        issuer: CaId,
+        common_name: impl Into<String>,
+        usage: Usage,
+    ) -> Self {
+        Self {
+            path: path.into(),
+            issuer,
+            common_name: common_name.into(),
+            organizations: Vec::new(),
+            sans: Vec::new(),
+            usage,
+        }
     }
 
     /// Adds a subject organization.
@@ -139,14 +151,21 @@ impl LeafSpec {
 /// `control-01/etcd-server`, `nodes/w1/var/lib/kubelet/pki/kubelet-client` → `w1/kubelet-client`.
 /// A path outside that layout (a bare kubeadm `pki` directory) keeps its kubeadm name.
 pub fn name_for_path(rel: &Path) -> String {
-    let parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let parts: Vec<String> = rel
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
     let join = |p: &[String]| p.join("-");
     match parts.as_slice() {
         [c, p, rest @ ..] if c == "cluster" && p == "pki" => join(rest),
-        [n, node, e, k, p, rest @ ..] if n == "nodes" && e == "etc" && k == "kubernetes" && p == "pki" => {
+        [n, node, e, k, p, rest @ ..]
+            if n == "nodes" && e == "etc" && k == "kubernetes" && p == "pki" =>
+        {
             format!("{node}/{}", join(rest))
         }
-        [n, node, v, l, k, p, rest @ ..] if n == "nodes" && v == "var" && l == "lib" && k == "kubelet" && p == "pki" => {
+        [n, node, v, l, k, p, rest @ ..]
+            if n == "nodes" && v == "var" && l == "lib" && k == "kubelet" && p == "pki" =>
+        {
             format!("{node}/{}", join(rest))
         }
         rest => join(rest),
@@ -197,20 +216,40 @@ impl From<&ClusterSpec> for PkiPlan {
             }
             let n = node.name.as_str();
             leaves.push(
-                LeafSpec::new(node_kubelet_pki_dir(n).join("kubelet-client"), CaId::Kubernetes, format!("system:node:{n}"), Usage::Client)
-                    .organization("system:nodes"),
+                LeafSpec::new(
+                    node_kubelet_pki_dir(n).join("kubelet-client"),
+                    CaId::Kubernetes,
+                    format!("system:node:{n}"),
+                    Usage::Client,
+                )
+                .organization("system:nodes"),
             );
         }
         let cluster = Path::new(CLUSTER_PKI);
         leaves.push(
-            LeafSpec::new(cluster.join("admin"), CaId::Kubernetes, "kubernetes-admin", Usage::Client)
-                .organization("kubeadm:cluster-admins"),
+            LeafSpec::new(
+                cluster.join("admin"),
+                CaId::Kubernetes,
+                "kubernetes-admin",
+                Usage::Client,
+            )
+            .organization("kubeadm:cluster-admins"),
         );
         leaves.push(
-            LeafSpec::new(cluster.join("super-admin"), CaId::Kubernetes, "kubernetes-super-admin", Usage::Client)
-                .organization("system:masters"),
+            LeafSpec::new(
+                cluster.join("super-admin"),
+                CaId::Kubernetes,
+                "kubernetes-super-admin",
+                Usage::Client,
+            )
+            .organization("system:masters"),
         );
-        leaves.push(LeafSpec::new(cluster.join("kube-proxy"), CaId::Kubernetes, "system:kube-proxy", Usage::Client));
+        leaves.push(LeafSpec::new(
+            cluster.join("kube-proxy"),
+            CaId::Kubernetes,
+            "system:kube-proxy",
+            Usage::Client,
+        ));
         PkiPlan {
             cluster_name: spec.name.to_string(),
             ca_mode: spec.pki.ca_mode,
@@ -218,7 +257,11 @@ impl From<&ClusterSpec> for PkiPlan {
             ca_validity: spec.pki.ca_validity.get(),
             cert_validity: spec.pki.cert_validity.get(),
             now: OffsetDateTime::now_utc(),
-            control_plane: spec.control_plane.iter().map(|n| n.name.to_string()).collect(),
+            control_plane: spec
+                .control_plane
+                .iter()
+                .map(|n| n.name.to_string())
+                .collect(),
             workers: spec.workers.iter().map(|n| n.name.to_string()).collect(),
             leaves,
         }
@@ -231,16 +274,54 @@ fn control_plane_leaves(spec: &ClusterSpec, node: &NodeSpec) -> Vec<LeafSpec> {
     let d = node_pki_dir(n);
     use CaId::{Etcd, FrontProxy, Kubernetes};
     vec![
-        LeafSpec::new(d.join("apiserver"), Kubernetes, "kube-apiserver", Usage::Server).sans(spec.apiserver_sans(node)),
-        LeafSpec::new(d.join("apiserver-kubelet-client"), Kubernetes, "kube-apiserver-kubelet-client", Usage::Client)
-            .organization("kubeadm:cluster-admins"),
-        LeafSpec::new(d.join("apiserver-etcd-client"), Etcd, "kube-apiserver-etcd-client", Usage::Client),
-        LeafSpec::new(d.join("front-proxy-client"), FrontProxy, "front-proxy-client", Usage::Client),
-        LeafSpec::new(d.join("etcd/server"), Etcd, n, Usage::ServerAndClient).sans(spec.etcd_sans(node)),
-        LeafSpec::new(d.join("etcd/peer"), Etcd, n, Usage::ServerAndClient).sans(spec.etcd_sans(node)),
-        LeafSpec::new(d.join("etcd/healthcheck-client"), Etcd, "kube-etcd-healthcheck-client", Usage::Client),
-        LeafSpec::new(d.join("controller-manager"), Kubernetes, "system:kube-controller-manager", Usage::Client),
-        LeafSpec::new(d.join("scheduler"), Kubernetes, "system:kube-scheduler", Usage::Client),
+        LeafSpec::new(
+            d.join("apiserver"),
+            Kubernetes,
+            "kube-apiserver",
+            Usage::Server,
+        )
+        .sans(spec.apiserver_sans(node)),
+        LeafSpec::new(
+            d.join("apiserver-kubelet-client"),
+            Kubernetes,
+            "kube-apiserver-kubelet-client",
+            Usage::Client,
+        )
+        .organization("kubeadm:cluster-admins"),
+        LeafSpec::new(
+            d.join("apiserver-etcd-client"),
+            Etcd,
+            "kube-apiserver-etcd-client",
+            Usage::Client,
+        ),
+        LeafSpec::new(
+            d.join("front-proxy-client"),
+            FrontProxy,
+            "front-proxy-client",
+            Usage::Client,
+        ),
+        LeafSpec::new(d.join("etcd/server"), Etcd, n, Usage::ServerAndClient)
+            .sans(spec.etcd_sans(node)),
+        LeafSpec::new(d.join("etcd/peer"), Etcd, n, Usage::ServerAndClient)
+            .sans(spec.etcd_sans(node)),
+        LeafSpec::new(
+            d.join("etcd/healthcheck-client"),
+            Etcd,
+            "kube-etcd-healthcheck-client",
+            Usage::Client,
+        ),
+        LeafSpec::new(
+            d.join("controller-manager"),
+            Kubernetes,
+            "system:kube-controller-manager",
+            Usage::Client,
+        ),
+        LeafSpec::new(
+            d.join("scheduler"),
+            Kubernetes,
+            "system:kube-scheduler",
+            Usage::Client,
+        ),
     ]
 }
 
@@ -261,15 +342,32 @@ impl PkiPlan {
 
     /// The CAs, parents first.
     pub fn cas(&self) -> Vec<CaSpec> {
-        let ca = |id: CaId, cn: &str| CaSpec { id, common_name: cn.to_owned(), parent: None, path_len: None };
-        let mut cas = vec![ca(CaId::Kubernetes, "kubernetes"), ca(CaId::Etcd, "etcd-ca"), ca(CaId::FrontProxy, "front-proxy-ca")];
+        let ca = |id: CaId, cn: &str| CaSpec {
+            id,
+            common_name: cn.to_owned(),
+            parent: None,
+            path_len: None,
+        };
+        let mut cas = vec![
+            ca(CaId::Kubernetes, "kubernetes"),
+            ca(CaId::Etcd, "etcd-ca"),
+            ca(CaId::FrontProxy, "front-proxy-ca"),
+        ];
         if self.ca_mode == CaMode::Intermediate {
             for c in &mut cas {
                 c.parent = Some(CaId::Root);
                 c.path_len = Some(0);
             }
             let root_cn = format!("{}-root-ca", self.cluster_name);
-            cas.insert(0, CaSpec { id: CaId::Root, common_name: root_cn, parent: None, path_len: Some(1) });
+            cas.insert(
+                0,
+                CaSpec {
+                    id: CaId::Root,
+                    common_name: root_cn,
+                    parent: None,
+                    path_len: Some(1),
+                },
+            );
         }
         cas
     }
@@ -286,10 +384,17 @@ impl PkiPlan {
         if id == CaId::Root {
             return Vec::new();
         }
-        let mut out: Vec<(PathBuf, bool)> =
-            self.control_plane.iter().map(|n| (node_pki_dir(n).join(id.base()), true)).collect();
+        let mut out: Vec<(PathBuf, bool)> = self
+            .control_plane
+            .iter()
+            .map(|n| (node_pki_dir(n).join(id.base()), true))
+            .collect();
         if id == CaId::Kubernetes {
-            out.extend(self.workers.iter().map(|n| (node_pki_dir(n).join(id.base()), false)));
+            out.extend(
+                self.workers
+                    .iter()
+                    .map(|n| (node_pki_dir(n).join(id.base()), false)),
+            );
         }
         out
     }
@@ -297,7 +402,13 @@ impl PkiPlan {
     /// The service-account key's master and its copies on control-plane nodes (without
     /// extension: `sa.key` and `sa.pub` are added).
     pub fn service_account_paths(&self) -> (PathBuf, Vec<PathBuf>) {
-        (Path::new(CLUSTER_PKI).join("sa"), self.control_plane.iter().map(|n| node_pki_dir(n).join("sa")).collect())
+        (
+            Path::new(CLUSTER_PKI).join("sa"),
+            self.control_plane
+                .iter()
+                .map(|n| node_pki_dir(n).join("sa"))
+                .collect(),
+        )
     }
 
     /// The leaf with this name (`control-01/apiserver`).
@@ -320,9 +431,18 @@ mod tests {
         for (p, n) in [
             ("cluster/pki/etcd/ca", "etcd-ca"),
             ("cluster/pki/admin", "admin"),
-            ("nodes/control-01/etc/kubernetes/pki/etcd/server", "control-01/etcd-server"),
-            ("nodes/control-01/etc/kubernetes/pki/apiserver", "control-01/apiserver"),
-            ("nodes/w1/var/lib/kubelet/pki/kubelet-client", "w1/kubelet-client"),
+            (
+                "nodes/control-01/etc/kubernetes/pki/etcd/server",
+                "control-01/etcd-server",
+            ),
+            (
+                "nodes/control-01/etc/kubernetes/pki/apiserver",
+                "control-01/apiserver",
+            ),
+            (
+                "nodes/w1/var/lib/kubelet/pki/kubelet-client",
+                "w1/kubelet-client",
+            ),
             ("etcd/peer", "etcd-peer"),
             ("apiserver", "apiserver"),
         ] {
@@ -335,12 +455,16 @@ mod tests {
         let plan = PkiPlan::example();
         // 9 kubeadm leaves per control-plane node, a kubelet client per node, 3 operator clients.
         assert_eq!(plan.leaves.len(), 3 * 9 + 4 + 3);
-        let names: std::collections::HashSet<String> = plan.leaves.iter().map(LeafSpec::name).collect();
+        let names: std::collections::HashSet<String> =
+            plan.leaves.iter().map(LeafSpec::name).collect();
         assert_eq!(names.len(), plan.leaves.len(), "names are unique");
         let api = plan.leaf("control-02/apiserver").unwrap();
         assert_eq!(api.common_name, "kube-apiserver");
         assert!(api.sans.iter().any(|s| s.to_string() == "control-02"));
-        assert_eq!(plan.leaf("worker-01/kubelet-client").unwrap().common_name, "system:node:worker-01");
+        assert_eq!(
+            plan.leaf("worker-01/kubelet-client").unwrap().common_name,
+            "system:node:worker-01"
+        );
         assert_eq!(plan.cas().len(), 3);
     }
 }

@@ -68,7 +68,11 @@ pub struct KeyUsageBits {
 impl CertInfo {
     /// Every SAN as text, DNS names then addresses, in certificate order.
     pub fn sans(&self) -> Vec<String> {
-        self.dns_sans.iter().cloned().chain(self.ip_sans.iter().map(ToString::to_string)).collect()
+        self.dns_sans
+            .iter()
+            .cloned()
+            .chain(self.ip_sans.iter().map(ToString::to_string))
+            .collect()
     }
 
     /// Whether the certificate is self-signed (issuer name equals subject name).
@@ -79,14 +83,25 @@ impl CertInfo {
 
 /// Parses one DER certificate.
 pub fn parse(der: &[u8]) -> Result<CertInfo, String> {
-    let (rest, cert) = X509Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let (rest, cert) =
+        X509Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
     if !rest.is_empty() {
         return Err("trailing bytes after the certificate".into());
     }
-    let cn = |name: &X509Name<'_>| name.iter_common_name().next().and_then(|a| a.as_str().ok()).map(str::to_owned);
+    let cn = |name: &X509Name<'_>| {
+        name.iter_common_name()
+            .next()
+            .and_then(|a| a.as_str().ok())
+            .map(str::to_owned)
+    };
     let mut info = CertInfo {
         common_name: cn(cert.subject()),
-        organizations: cert.subject().iter_organization().filter_map(|a| a.as_str().ok()).map(str::to_owned).collect(),
+        organizations: cert
+            .subject()
+            .iter_organization()
+            .filter_map(|a| a.as_str().ok())
+            .map(str::to_owned)
+            .collect(),
         issuer_common_name: cn(cert.issuer()),
         subject_raw: cert.subject().as_raw().to_vec(),
         issuer_raw: cert.issuer().as_raw().to_vec(),
@@ -116,8 +131,12 @@ pub fn parse(der: &[u8]) -> Result<CertInfo, String> {
                     match name {
                         GeneralName::DNSName(d) => info.dns_sans.push((*d).to_owned()),
                         GeneralName::IPAddress(b) => match b.len() {
-                            4 => info.ip_sans.push(IpAddr::from(<[u8; 4]>::try_from(*b).unwrap_or_default())),
-                            16 => info.ip_sans.push(IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default())),
+                            4 => info
+                                .ip_sans
+                                .push(IpAddr::from(<[u8; 4]>::try_from(*b).unwrap_or_default())),
+                            16 => info
+                                .ip_sans
+                                .push(IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default())),
                             n => return Err(format!("an IP SAN of {n} bytes")),
                         },
                         other => return Err(format!("unexpected SAN {other}")),
@@ -149,12 +168,20 @@ pub fn parse(der: &[u8]) -> Result<CertInfo, String> {
 
 /// Whether `child` carries a valid signature by `issuer`'s key (and names it as issuer).
 pub fn verify_signed_by(child_der: &[u8], issuer_der: &[u8]) -> Result<(), String> {
-    let (_, child) = X509Certificate::from_der(child_der).map_err(|e| format!("cannot parse: {e}"))?;
-    let (_, issuer) = X509Certificate::from_der(issuer_der).map_err(|e| format!("cannot parse issuer: {e}"))?;
+    let (_, child) =
+        X509Certificate::from_der(child_der).map_err(|e| format!("cannot parse: {e}"))?;
+    let (_, issuer) =
+        X509Certificate::from_der(issuer_der).map_err(|e| format!("cannot parse issuer: {e}"))?;
     if child.issuer().as_raw() != issuer.subject().as_raw() {
-        return Err(format!("issued by {:?}, not by {:?}", child.issuer().to_string(), issuer.subject().to_string()));
+        return Err(format!(
+            "issued by {:?}, not by {:?}",
+            child.issuer().to_string(),
+            issuer.subject().to_string()
+        ));
     }
-    child.verify_signature(Some(issuer.public_key())).map_err(|e| format!("signature does not verify: {e}"))
+    child
+        .verify_signature(Some(issuer.public_key()))
+        .map_err(|e| format!("signature does not verify: {e}"))
 }
 
 /// The PKI's algorithm of a SubjectPublicKeyInfo, when it is one the PKI can make.
@@ -196,8 +223,11 @@ pub fn describe_spki(spki_der: &[u8]) -> String {
 /// Every `CERTIFICATE` block of a PEM file, as DER.
 pub fn pem_certs(text: &str) -> Result<Vec<Vec<u8>>, String> {
     let blocks = ::pem::parse_many(text).map_err(|e| format!("not valid PEM: {e}"))?;
-    let certs: Vec<Vec<u8>> =
-        blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE").map(|b| b.into_contents()).collect();
+    let certs: Vec<Vec<u8>> = blocks
+        .into_iter()
+        .filter(|b| b.tag() == "CERTIFICATE")
+        .map(|b| b.into_contents())
+        .collect();
     if certs.is_empty() {
         return Err("no CERTIFICATE block".into());
     }
@@ -207,6 +237,11 @@ pub fn pem_certs(text: &str) -> Result<Vec<Vec<u8>>, String> {
 /// PEM-encodes DER certificates, one block each.
 pub fn to_pem(ders: &[&[u8]]) -> String {
     ders.iter()
-        .map(|d| ::pem::encode_config(&::pem::Pem::new("CERTIFICATE", d.to_vec()), ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF)))
+        .map(|d| {
+            ::pem::encode_config(
+                &::pem::Pem::new("CERTIFICATE", d.to_vec()),
+                ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
+            )
+        })
         .collect()
 }

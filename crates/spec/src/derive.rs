@@ -34,13 +34,19 @@ impl ClusterSpec {
     /// The first address of the service CIDR: the `kubernetes` Service's cluster IP, which is
     /// also in the apiserver certificate.
     pub fn kubernetes_service_ip(&self) -> IpAddr {
-        self.network.service_cidr.nth(1).unwrap_or_else(|| self.network.service_cidr.net().network())
+        self.network
+            .service_cidr
+            .nth(1)
+            .unwrap_or_else(|| self.network.service_cidr.net().network())
     }
 
     /// The tenth address of the service CIDR: the cluster DNS Service's IP, the kubelet's
     /// `clusterDNS`. Validation guarantees the CIDR is large enough.
     pub fn cluster_dns_ip(&self) -> IpAddr {
-        self.network.service_cidr.nth(10).unwrap_or_else(|| self.network.service_cidr.net().network())
+        self.network
+            .service_cidr
+            .nth(10)
+            .unwrap_or_else(|| self.network.service_cidr.net().network())
     }
 
     /// `spec.controlPlaneEndpoint`, or the first control-plane node's address on 6443.
@@ -48,7 +54,11 @@ impl ClusterSpec {
         if let Some(e) = &self.control_plane_endpoint {
             return e.clone();
         }
-        let ip = self.control_plane.first().map(|n| n.ip).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let ip = self
+            .control_plane
+            .first()
+            .map(|n| n.ip)
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         Endpoint::ip(ip, ports::APISERVER)
     }
 
@@ -79,8 +89,13 @@ impl ClusterSpec {
             dns("kubernetes.default"),
             dns("kubernetes.default.svc"),
             San::Dns(
-                DnsName::try_from(format!("kubernetes.default.svc.{}", self.network.dns_domain))
-                    .unwrap_or_else(|_| DnsName::try_from("kubernetes.default.svc").unwrap_or_else(|_| unreachable!())),
+                DnsName::try_from(format!(
+                    "kubernetes.default.svc.{}",
+                    self.network.dns_domain
+                ))
+                .unwrap_or_else(|_| {
+                    DnsName::try_from("kubernetes.default.svc").unwrap_or_else(|_| unreachable!())
+                }),
             ),
             San::Ip(self.kubernetes_service_ip()),
             San::Ip(node.ip),
@@ -125,14 +140,23 @@ impl ClusterSpec {
 
     /// Every etcd client URL, comma-separated, for clients that talk to the whole cluster.
     pub fn etcd_endpoints(&self) -> Vec<String> {
-        self.control_plane.iter().map(|n| self.etcd_client_url(n)).collect()
+        self.control_plane
+            .iter()
+            .map(|n| self.etcd_client_url(n))
+            .collect()
     }
 
     /// `/etc/hosts` lines: every node, and the endpoint's name pointing at the first
     /// control-plane node when it is a DNS name (a stand-in until a load balancer answers).
     pub fn etc_hosts(&self) -> Vec<String> {
-        let mut lines: Vec<String> = self.nodes().map(|(n, _)| format!("{} {}", n.ip, n.name)).collect();
-        if let (Host::Dns(d), Some(first)) = (self.control_plane_endpoint().host, self.control_plane.first()) {
+        let mut lines: Vec<String> = self
+            .nodes()
+            .map(|(n, _)| format!("{} {}", n.ip, n.name))
+            .collect();
+        if let (Host::Dns(d), Some(first)) = (
+            self.control_plane_endpoint().host,
+            self.control_plane.first(),
+        ) {
             lines.push(format!("{} {d}", first.ip));
         }
         lines

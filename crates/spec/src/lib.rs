@@ -91,7 +91,9 @@ pub enum Error {
 }
 
 fn file_prefix(file: &Option<PathBuf>) -> String {
-    file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default()
+    file.as_ref()
+        .map(|f| format!("{}: ", f.display()))
+        .unwrap_or_default()
 }
 
 impl Error {
@@ -99,7 +101,10 @@ impl Error {
     pub fn problems(&self) -> Vec<FieldError> {
         match self {
             Error::Parse { path, message, .. } => {
-                vec![FieldError { path: path.clone(), message: message.clone() }]
+                vec![FieldError {
+                    path: path.clone(),
+                    message: message.clone(),
+                }]
             }
             Error::Invalid { problems, .. } => problems.clone(),
             Error::Read { .. } => Vec::new(),
@@ -108,8 +113,15 @@ impl Error {
 
     fn with_file(self, f: &Path) -> Self {
         match self {
-            Error::Parse { path, message, .. } => Error::Parse { file: Some(f.to_owned()), path, message },
-            Error::Invalid { problems, .. } => Error::Invalid { file: Some(f.to_owned()), problems },
+            Error::Parse { path, message, .. } => Error::Parse {
+                file: Some(f.to_owned()),
+                path,
+                message,
+            },
+            Error::Invalid { problems, .. } => Error::Invalid {
+                file: Some(f.to_owned()),
+                problems,
+            },
             other => other,
         }
     }
@@ -208,7 +220,11 @@ fn default_dns_domain() -> DnsName {
 
 impl Default for NetworkSpec {
     fn default() -> Self {
-        Self { service_cidr: default_service_cidr(), pod_cidr: None, dns_domain: default_dns_domain() }
+        Self {
+            service_cidr: default_service_cidr(),
+            pod_cidr: None,
+            dns_domain: default_dns_domain(),
+        }
     }
 }
 
@@ -248,8 +264,13 @@ pub enum KeyAlgorithm {
 
 impl KeyAlgorithm {
     /// Every algorithm, for tests and `--help`.
-    pub const ALL: [KeyAlgorithm; 5] =
-        [Self::EcdsaP256, Self::EcdsaP384, Self::Rsa2048, Self::Rsa3072, Self::Rsa4096];
+    pub const ALL: [KeyAlgorithm; 5] = [
+        Self::EcdsaP256,
+        Self::EcdsaP384,
+        Self::Rsa2048,
+        Self::Rsa3072,
+        Self::Rsa4096,
+    ];
 
     /// Whether this is an RSA algorithm.
     pub fn is_rsa(self) -> bool {
@@ -383,7 +404,11 @@ pub struct LocalBackend {}
 impl ClusterSpec {
     /// A spec with the defaults: kubeadm CA mode, ECDSA P-256, 10.96.0.0/12 services,
     /// `cluster.local`, the local backend. Call [`ClusterSpec::validate`] after changing fields.
-    pub fn new(name: ClusterName, kubernetes_version: KubernetesVersion, control_plane: Vec<NodeSpec>) -> Self {
+    pub fn new(
+        name: ClusterName,
+        kubernetes_version: KubernetesVersion,
+        control_plane: Vec<NodeSpec>,
+    ) -> Self {
         Self {
             name,
             kubernetes_version,
@@ -405,7 +430,12 @@ impl ClusterSpec {
         };
         let mut spec = Self::new(
             ClusterName::try_from("kubelius").unwrap_or_else(|_| unreachable!("constant name")),
-            KubernetesVersion { major: 1, minor: 35, patch: 0, pre: None },
+            KubernetesVersion {
+                major: 1,
+                minor: 35,
+                patch: 0,
+                pre: None,
+            },
             vec![
                 node("control-01", [127, 0, 0, 11]),
                 node("control-02", [127, 0, 0, 12]),
@@ -413,7 +443,8 @@ impl ClusterSpec {
             ],
         );
         spec.workers.push(node("worker-01", [127, 0, 0, 21]));
-        spec.network.pod_cidr = Some(Cidr::try_from("10.244.0.0/16".to_owned()).unwrap_or_else(|_| unreachable!()));
+        spec.network.pod_cidr =
+            Some(Cidr::try_from("10.244.0.0/16".to_owned()).unwrap_or_else(|_| unreachable!()));
         spec
     }
 
@@ -423,7 +454,11 @@ impl ClusterSpec {
         let doc: Document = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let message = clean_serde_message(&path, &e.into_inner().to_string());
-            Error::Parse { file: None, path, message }
+            Error::Parse {
+                file: None,
+                path,
+                message,
+            }
         })?;
         if doc.api_version != API_VERSION {
             return Err(Error::Parse {
@@ -457,7 +492,10 @@ impl ClusterSpec {
     /// Reads, parses and validates a `cluster.yaml` file; errors name the file.
     pub fn load(path: impl AsRef<Path>) -> Result<Parsed, Error> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_yaml(&text).map_err(|e| e.with_file(path))
     }
 
@@ -466,7 +504,9 @@ impl ClusterSpec {
         let doc = Document {
             api_version: API_VERSION.into(),
             kind: KIND.into(),
-            metadata: Metadata { name: self.name.clone() },
+            metadata: Metadata {
+                name: self.name.clone(),
+            },
             spec: SpecFields {
                 kubernetes_version: self.kubernetes_version.clone(),
                 control_plane_endpoint: self.control_plane_endpoint.clone(),
@@ -498,18 +538,24 @@ impl ClusterSpec {
 fn clean_serde_message(path: &str, msg: &str) -> String {
     // serde_norway prefixes the path of the enclosing mapping; the path is shown already.
     let mut msg = msg;
-    if let Some((prefix, rest)) = msg.split_once(": ") {
-        if path.starts_with(prefix) {
-            msg = rest;
-        }
+    if let Some((prefix, rest)) = msg.split_once(": ")
+        && path.starts_with(prefix)
+    {
+        msg = rest;
     }
-    let mut msg = msg.replace("invalid value: string ", "").replace("invalid type: ", "wrong type: ");
+    let mut msg = msg
+        .replace("invalid value: string ", "")
+        .replace("invalid type: ", "wrong type: ");
     if let Some(i) = msg.find("expected struct ") {
         let end = msg[i + 16..].find(' ').map_or(msg.len(), |e| i + 16 + e);
         msg.replace_range(i..end, "expected a mapping");
     }
     if msg.starts_with("invalid IP address syntax") {
-        msg = msg.replacen("invalid IP address syntax", "not an IP address; write it like 10.10.16.11 or fd00::11", 1);
+        msg = msg.replacen(
+            "invalid IP address syntax",
+            "not an IP address; write it like 10.10.16.11 or fd00::11",
+            1,
+        );
     }
     msg
 }

@@ -21,13 +21,20 @@ fn label_problem(label: &str) -> Option<String> {
         return Some("it is empty".into());
     }
     if label.len() > 63 {
-        return Some(format!("{} characters, at most 63 are allowed", label.len()));
+        return Some(format!(
+            "{} characters, at most 63 are allowed",
+            label.len()
+        ));
     }
     if let Some(c) = label
         .chars()
         .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
     {
-        let hint = if c.is_ascii_uppercase() { " (use lower case)" } else { "" };
+        let hint = if c.is_ascii_uppercase() {
+            " (use lower case)"
+        } else {
+            ""
+        };
         return Some(format!(
             "{c:?} is not allowed; use lower-case letters, digits and '-'{hint}"
         ));
@@ -146,7 +153,10 @@ mod tests {
     #[test]
     fn node_names() {
         for good in ["control-01", "a", "w1", "0abc", &"x".repeat(63)] {
-            assert!(NodeName::try_from(good).is_ok(), "{good} should be accepted");
+            assert!(
+                NodeName::try_from(good).is_ok(),
+                "{good} should be accepted"
+            );
         }
         for (bad, why) in [
             ("", "empty"),
@@ -165,7 +175,11 @@ mod tests {
 
     #[test]
     fn dns_names() {
-        for good in ["api.kubelius", "kubernetes.default.svc.cluster.local", "localhost"] {
+        for good in [
+            "api.kubelius",
+            "kubernetes.default.svc.cluster.local",
+            "localhost",
+        ] {
             assert!(DnsName::try_from(good).is_ok(), "{good}");
         }
         for bad in ["", "a..b", "API.example", "10.0.0.1", "-a.b", "a.b-"] {

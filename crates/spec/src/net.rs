@@ -113,7 +113,11 @@ pub fn kubeadm_san_order(sans: impl IntoIterator<Item = San>) -> Vec<San> {
     let mut dns: Vec<San> = Vec::new();
     let mut ips: Vec<San> = Vec::new();
     for s in sans {
-        let bucket = if matches!(s, San::Dns(_)) { &mut dns } else { &mut ips };
+        let bucket = if matches!(s, San::Dns(_)) {
+            &mut dns
+        } else {
+            &mut ips
+        };
         if !bucket.contains(&s) {
             bucket.push(s);
         }
@@ -152,7 +156,14 @@ mod tests {
     fn san_order_is_kubeadms() {
         let d = |s: &str| San::Dns(DnsName::try_from(s).unwrap());
         let i = |s: &str| San::Ip(s.parse().unwrap());
-        let out = kubeadm_san_order([d("b"), i("10.0.0.2"), d("a"), i("10.0.0.1"), d("b"), i("10.0.0.2")]);
+        let out = kubeadm_san_order([
+            d("b"),
+            i("10.0.0.2"),
+            d("a"),
+            i("10.0.0.1"),
+            d("b"),
+            i("10.0.0.2"),
+        ]);
         assert_eq!(out, vec![d("a"), d("b"), i("10.0.0.2"), i("10.0.0.1")]);
     }
 }

@@ -20,7 +20,10 @@ pub struct ValueError {
 }
 
 fn value_err(input: &str, reason: impl Into<String>) -> ValueError {
-    ValueError { input: input.to_owned(), reason: reason.into() }
+    ValueError {
+        input: input.to_owned(),
+        reason: reason.into(),
+    }
 }
 
 /// A duration written the way Kubernetes and Go write them: `87600h`, `1h30m`, `90s`.
@@ -56,13 +59,17 @@ impl FromStr for GoDuration {
         let mut total: u128 = 0;
         let mut rest = s;
         while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
             if digits == 0 {
                 return Err(value_err(s, HINT));
             }
             let n: u128 = rest[..digits].parse().map_err(|_| value_err(s, HINT))?;
             rest = &rest[digits..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let millis: u128 = match &rest[..unit_len] {
                 "d" => 86_400_000,
                 "h" => 3_600_000,
@@ -70,11 +77,19 @@ impl FromStr for GoDuration {
                 "s" => 1_000,
                 "ms" => 1,
                 "" => return Err(value_err(s, format!("{HINT} (a unit is missing)"))),
-                u => return Err(value_err(s, format!("has unknown unit {u:?}; use h, m, s or ms"))),
+                u => {
+                    return Err(value_err(
+                        s,
+                        format!("has unknown unit {u:?}; use h, m, s or ms"),
+                    ));
+                }
             };
             rest = &rest[unit_len..];
             total = total
-                .checked_add(n.checked_mul(millis).ok_or_else(|| value_err(s, "is too long"))?)
+                .checked_add(
+                    n.checked_mul(millis)
+                        .ok_or_else(|| value_err(s, "is too long"))?,
+                )
                 .ok_or_else(|| value_err(s, "is too long"))?;
         }
         let millis = u64::try_from(total).map_err(|_| value_err(s, "is too long"))?;
@@ -151,12 +166,20 @@ impl FromStr for KubernetesVersion {
             return Err(value_err(s, HINT));
         };
         let num = |p: &str| -> Result<u32, ValueError> {
-            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || (p.len() > 1 && p.starts_with('0')) {
+            if p.is_empty()
+                || !p.bytes().all(|b| b.is_ascii_digit())
+                || (p.len() > 1 && p.starts_with('0'))
+            {
                 return Err(value_err(s, HINT));
             }
             p.parse().map_err(|_| value_err(s, HINT))
         };
-        let v = Self { major: num(major)?, minor: num(minor)?, patch: num(patch)?, pre };
+        let v = Self {
+            major: num(major)?,
+            minor: num(minor)?,
+            patch: num(patch)?,
+            pre,
+        };
         if v.major != 1 {
             return Err(value_err(s, "has a major version other than 1"));
         }
@@ -222,7 +245,10 @@ impl Endpoint {
 
     /// An endpoint on an address.
     pub fn ip(ip: IpAddr, port: u16) -> Self {
-        Self { host: Host::Ip(ip), port }
+        Self {
+            host: Host::Ip(ip),
+            port,
+        }
     }
 
     /// `https://host:port`, with IPv6 hosts bracketed.
@@ -243,9 +269,14 @@ impl FromStr for Endpoint {
             let (h, after) = rest.split_once(']').ok_or_else(|| bad("missing ']'"))?;
             let port = match after {
                 "" => None,
-                p => Some(p.strip_prefix(':').ok_or_else(|| bad("expected ':' after ']'"))?),
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| bad("expected ':' after ']'"))?,
+                ),
             };
-            let ip: std::net::Ipv6Addr = h.parse().map_err(|_| bad("not an IPv6 address in brackets"))?;
+            let ip: std::net::Ipv6Addr = h
+                .parse()
+                .map_err(|_| bad("not an IPv6 address in brackets"))?;
             (Host::Ip(IpAddr::V6(ip)), port)
         } else if s.parse::<std::net::Ipv6Addr>().is_ok() {
             return Err(bad("put an IPv6 address in brackets"));
@@ -317,7 +348,16 @@ mod tests {
             assert_eq!(d.to_string(), back);
             assert_eq!(back.parse::<GoDuration>().unwrap(), d);
         }
-        for bad in ["", "h", "10", "10y", "1.5h", "-1h", "1h-", "99999999999999999999h"] {
+        for bad in [
+            "",
+            "h",
+            "10",
+            "10y",
+            "1.5h",
+            "-1h",
+            "1h-",
+            "99999999999999999999h",
+        ] {
             assert!(bad.parse::<GoDuration>().is_err(), "{bad:?} should fail");
         }
     }
@@ -330,7 +370,9 @@ mod tests {
         assert_eq!(v.minor_string(), "v1.35");
         let rc: KubernetesVersion = "v1.37.0-rc.1".parse().unwrap();
         assert_eq!(rc.pre.as_deref(), Some("rc.1"));
-        for bad in ["v1.35", "v2.0.0", "v1.035.0", "latest", "v1.35.x", "v1.35.0-"] {
+        for bad in [
+            "v1.35", "v2.0.0", "v1.035.0", "latest", "v1.35.x", "v1.35.0-",
+        ] {
             assert!(bad.parse::<KubernetesVersion>().is_err(), "{bad}");
         }
     }
@@ -343,7 +385,15 @@ mod tests {
         assert_eq!(e.port, 6443);
         let e: Endpoint = "[fd00::1]:443".parse().unwrap();
         assert_eq!(e.to_string(), "[fd00::1]:443");
-        for bad in ["https://a:1", "fd00::1", "a:0", "a:70000", "A_B:1", "[fd00::1", "[x]:1"] {
+        for bad in [
+            "https://a:1",
+            "fd00::1",
+            "a:0",
+            "a:70000",
+            "A_B:1",
+            "[fd00::1",
+            "[x]:1",
+        ] {
             assert!(bad.parse::<Endpoint>().is_err(), "{bad}");
         }
     }

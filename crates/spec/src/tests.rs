@@ -71,7 +71,11 @@ fn defaults_apply() {
 #[test]
 fn apiserver_sans_follow_kubeadm() {
     let s = ClusterSpec::from_yaml(GOOD).unwrap().spec;
-    let sans: Vec<String> = s.apiserver_sans(&s.control_plane[1]).iter().map(ToString::to_string).collect();
+    let sans: Vec<String> = s
+        .apiserver_sans(&s.control_plane[1])
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(
         sans,
         [
@@ -85,8 +89,15 @@ fn apiserver_sans_follow_kubeadm() {
             "10.10.16.12"
         ]
     );
-    let etcd: Vec<String> = s.etcd_sans(&s.control_plane[0]).iter().map(ToString::to_string).collect();
-    assert_eq!(etcd, ["control-01", "localhost", "10.10.16.11", "127.0.0.1", "::1"]);
+    let etcd: Vec<String> = s
+        .etcd_sans(&s.control_plane[0])
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        etcd,
+        ["control-01", "localhost", "10.10.16.11", "127.0.0.1", "::1"]
+    );
 }
 
 #[test]
@@ -102,28 +113,112 @@ fn even_control_plane_is_a_warning() {
 #[test]
 fn bad_configs_name_the_field() {
     let cases: Vec<(&str, String, &str)> = vec![
-        ("unknown_field", with("  workers: []", "  workers: []\n  wrokers: []"), "spec"),
-        ("bad_ip", with("ip: 10.10.16.12", "ip: 10.10.16.300"), "spec.controlPlane[1].ip"),
-        ("bad_node_name", with("name: control-02", "name: Control_02"), "spec.controlPlane[1].name"),
-        ("bad_cidr_host_bits", with("serviceCIDR: 10.96.0.0/16", "serviceCIDR: 10.96.0.1/16"), "spec.network.serviceCIDR"),
-        ("bad_duration", with("certValidity: 8760h", "certValidity: 1 year"), "spec.pki.certValidity"),
-        ("bad_version", with("v1.35.0", "1.35"), "spec.kubernetesVersion"),
-        ("bad_key_algorithm", with("ecdsa-p256", "ed25519"), "spec.pki.keyAlgorithm"),
-        ("bad_ca_mode", with("caMode: intermediate", "caMode: external"), "spec.pki.caMode"),
-        ("bad_endpoint", with("api.kubelius:6443", "https://api.kubelius:6443"), "spec.controlPlaneEndpoint"),
-        ("bad_backend", with("    local: {}", "    gcp: {}"), "spec.backend"),
-        ("bad_api_version", with("frankenetes.dev/v1alpha1", "frankenetes.dev/v1"), "apiVersion"),
-        ("missing_control_plane", with("  controlPlane:\n", "  controlPlanes:\n"), "spec"),
-        ("duplicate_name", with("name: control-02", "name: control-01"), "spec.controlPlane[1].name"),
-        ("duplicate_ip", with("ip: 10.10.16.12", "ip: 10.10.16.11"), "spec.controlPlane[1].ip"),
-        ("ip_in_service_cidr", with("ip: 10.10.16.13", "ip: 10.96.0.20"), "spec.controlPlane[2].ip"),
-        ("cidrs_overlap", with("podCIDR: 10.244.0.0/16", "podCIDR: 10.96.128.0/17"), "spec.network.podCIDR"),
-        ("service_cidr_too_large", with("serviceCIDR: 10.96.0.0/16", "serviceCIDR: 10.0.0.0/8"), "spec.network.serviceCIDR"),
-        ("cert_outlives_ca", with("certValidity: 8760h", "certValidity: 90000h"), "spec.pki.certValidity"),
-        ("empty_control_plane", with(
-            "  controlPlane:\n    - { name: control-01, ip: 10.10.16.11 }\n    - { name: control-02, ip: 10.10.16.12 }\n    - { name: control-03, ip: 10.10.16.13 }\n",
-            "  controlPlane: []\n"), "spec.controlPlane"),
-        ("worker_duplicates_control_plane", with("  workers: []", "  workers:\n    - { name: control-02, ip: 10.10.16.40 }"), "spec.workers[0].name"),
+        (
+            "unknown_field",
+            with("  workers: []", "  workers: []\n  wrokers: []"),
+            "spec",
+        ),
+        (
+            "bad_ip",
+            with("ip: 10.10.16.12", "ip: 10.10.16.300"),
+            "spec.controlPlane[1].ip",
+        ),
+        (
+            "bad_node_name",
+            with("name: control-02", "name: Control_02"),
+            "spec.controlPlane[1].name",
+        ),
+        (
+            "bad_cidr_host_bits",
+            with("serviceCIDR: 10.96.0.0/16", "serviceCIDR: 10.96.0.1/16"),
+            "spec.network.serviceCIDR",
+        ),
+        (
+            "bad_duration",
+            with("certValidity: 8760h", "certValidity: 1 year"),
+            "spec.pki.certValidity",
+        ),
+        (
+            "bad_version",
+            with("v1.35.0", "1.35"),
+            "spec.kubernetesVersion",
+        ),
+        (
+            "bad_key_algorithm",
+            with("ecdsa-p256", "ed25519"),
+            "spec.pki.keyAlgorithm",
+        ),
+        (
+            "bad_ca_mode",
+            with("caMode: intermediate", "caMode: external"),
+            "spec.pki.caMode",
+        ),
+        (
+            "bad_endpoint",
+            with("api.kubelius:6443", "https://api.kubelius:6443"),
+            "spec.controlPlaneEndpoint",
+        ),
+        (
+            "bad_backend",
+            with("    local: {}", "    gcp: {}"),
+            "spec.backend",
+        ),
+        (
+            "bad_api_version",
+            with("frankenetes.dev/v1alpha1", "frankenetes.dev/v1"),
+            "apiVersion",
+        ),
+        (
+            "missing_control_plane",
+            with("  controlPlane:\n", "  controlPlanes:\n"),
+            "spec",
+        ),
+        (
+            "duplicate_name",
+            with("name: control-02", "name: control-01"),
+            "spec.controlPlane[1].name",
+        ),
+        (
+            "duplicate_ip",
+            with("ip: 10.10.16.12", "ip: 10.10.16.11"),
+            "spec.controlPlane[1].ip",
+        ),
+        (
+            "ip_in_service_cidr",
+            with("ip: 10.10.16.13", "ip: 10.96.0.20"),
+            "spec.controlPlane[2].ip",
+        ),
+        (
+            "cidrs_overlap",
+            with("podCIDR: 10.244.0.0/16", "podCIDR: 10.96.128.0/17"),
+            "spec.network.podCIDR",
+        ),
+        (
+            "service_cidr_too_large",
+            with("serviceCIDR: 10.96.0.0/16", "serviceCIDR: 10.0.0.0/8"),
+            "spec.network.serviceCIDR",
+        ),
+        (
+            "cert_outlives_ca",
+            with("certValidity: 8760h", "certValidity: 90000h"),
+            "spec.pki.certValidity",
+        ),
+        (
+            "empty_control_plane",
+            with(
+                "  controlPlane:\n    - { name: control-01, ip: 10.10.16.11 }\n    - { name: control-02, ip: 10.10.16.12 }\n    - { name: control-03, ip: 10.10.16.13 }\n",
+                "  controlPlane: []\n",
+            ),
+            "spec.controlPlane",
+        ),
+        (
+            "worker_duplicates_control_plane",
+            with(
+                "  workers: []",
+                "  workers:\n    - { name: control-02, ip: 10.10.16.40 }",
+            ),
+            "spec.workers[0].name",
+        ),
         ("yaml_syntax", with("  network:\n", "  network: [\n"), ""),
     ];
     for (name, yaml, path) in cases {
@@ -144,34 +239,52 @@ fn errors_name_the_file() {
     let f = dir.join("cluster.yaml");
     std::fs::write(&f, with("ip: 10.10.16.12", "ip: nope")).unwrap();
     let msg = ClusterSpec::load(&f).unwrap_err().to_string();
-    assert!(msg.starts_with(&format!("{}: spec.controlPlane[1].ip", f.display())), "{msg}");
+    assert!(
+        msg.starts_with(&format!("{}: spec.controlPlane[1].ip", f.display())),
+        "{msg}"
+    );
     let missing = ClusterSpec::load(dir.join("absent.yaml")).unwrap_err();
     assert!(matches!(missing, Error::Read { .. }));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn arb_spec() -> impl Strategy<Value = ClusterSpec> {
-    (1usize..=7, 0usize..=4, any::<bool>(), any::<bool>()).prop_map(|(cp, workers, v6, dns_endpoint)| {
-        let ip = |i: usize| -> IpAddr {
-            if v6 { format!("fd00:10::{:x}", i + 1).parse().unwrap() } else { format!("10.10.{}.{}", i / 200, i % 200 + 10).parse().unwrap() }
-        };
-        let nodes = |prefix: &str, n: usize, off: usize| -> Vec<NodeSpec> {
-            (0..n).map(|i| NodeSpec::new(NodeName::try_from(format!("{prefix}-{i:02}")).unwrap(), ip(i + off))).collect()
-        };
-        let mut s = ClusterSpec::new(
-            ClusterName::try_from("prop").unwrap(),
-            "v1.35.0".parse().unwrap(),
-            nodes("cp", cp, 0),
-        );
-        s.workers = nodes("w", workers, 100);
-        if v6 {
-            s.network.service_cidr = "fd00:96::/108".parse().unwrap();
-        }
-        if dns_endpoint {
-            s.control_plane_endpoint = Some("api.prop.example:443".parse().unwrap());
-        }
-        s
-    })
+    (1usize..=7, 0usize..=4, any::<bool>(), any::<bool>()).prop_map(
+        |(cp, workers, v6, dns_endpoint)| {
+            let ip = |i: usize| -> IpAddr {
+                if v6 {
+                    format!("fd00:10::{:x}", i + 1).parse().unwrap()
+                } else {
+                    format!("10.10.{}.{}", i / 200, i % 200 + 10)
+                        .parse()
+                        .unwrap()
+                }
+            };
+            let nodes = |prefix: &str, n: usize, off: usize| -> Vec<NodeSpec> {
+                (0..n)
+                    .map(|i| {
+                        NodeSpec::new(
+                            NodeName::try_from(format!("{prefix}-{i:02}")).unwrap(),
+                            ip(i + off),
+                        )
+                    })
+                    .collect()
+            };
+            let mut s = ClusterSpec::new(
+                ClusterName::try_from("prop").unwrap(),
+                "v1.35.0".parse().unwrap(),
+                nodes("cp", cp, 0),
+            );
+            s.workers = nodes("w", workers, 100);
+            if v6 {
+                s.network.service_cidr = "fd00:96::/108".parse().unwrap();
+            }
+            if dns_endpoint {
+                s.control_plane_endpoint = Some("api.prop.example:443".parse().unwrap());
+            }
+            s
+        },
+    )
 }
 
 proptest! {

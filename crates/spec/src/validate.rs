@@ -41,8 +41,11 @@ impl ClusterSpec {
         let mut err = |path: String, message: String| errors.push(FieldError { path, message });
 
         if self.control_plane.is_empty() {
-            err("spec.controlPlane".into(), "needs at least one node (three for a highly available etcd)".into());
-        } else if self.control_plane.len() % 2 == 0 {
+            err(
+                "spec.controlPlane".into(),
+                "needs at least one node (three for a highly available etcd)".into(),
+            );
+        } else if self.control_plane.len().is_multiple_of(2) {
             warnings.push(FieldError {
                 path: "spec.controlPlane".into(),
                 message: format!(
@@ -65,13 +68,31 @@ impl ClusterSpec {
             let path = node_path(role, *i);
             *i += 1;
             if let Some(first) = names.insert(node.name.as_str(), format!("{path}.name")) {
-                err(format!("{path}.name"), format!("{:?} is already used by {first}; node names must be unique", node.name.as_str()));
+                err(
+                    format!("{path}.name"),
+                    format!(
+                        "{:?} is already used by {first}; node names must be unique",
+                        node.name.as_str()
+                    ),
+                );
             }
             if let Some(first) = ips.insert(node.ip, format!("{path}.ip")) {
-                err(format!("{path}.ip"), format!("{} is already used by {first}; node addresses must be unique", node.ip));
+                err(
+                    format!("{path}.ip"),
+                    format!(
+                        "{} is already used by {first}; node addresses must be unique",
+                        node.ip
+                    ),
+                );
             }
             if node.ip.is_unspecified() || node.ip.is_multicast() {
-                err(format!("{path}.ip"), format!("{} cannot be a node address; give the address the node is reached at", node.ip));
+                err(
+                    format!("{path}.ip"),
+                    format!(
+                        "{} cannot be a node address; give the address the node is reached at",
+                        node.ip
+                    ),
+                );
             }
             if self.network.service_cidr.contains(&node.ip) {
                 err(
@@ -82,13 +103,16 @@ impl ClusterSpec {
                     ),
                 );
             }
-            if let Some(pod) = &self.network.pod_cidr {
-                if pod.contains(&node.ip) {
-                    err(
-                        format!("{path}.ip"),
-                        format!("{} is inside the pod CIDR {pod} (spec.network.podCIDR); pod IPs would clash with it", node.ip),
-                    );
-                }
+            if let Some(pod) = &self.network.pod_cidr
+                && pod.contains(&node.ip)
+            {
+                err(
+                    format!("{path}.ip"),
+                    format!(
+                        "{} is inside the pod CIDR {pod} (spec.network.podCIDR); pod IPs would clash with it",
+                        node.ip
+                    ),
+                );
             }
         }
 
@@ -105,18 +129,26 @@ impl ClusterSpec {
         } else if svc.host_bits() < 4 {
             err(
                 "spec.network.serviceCIDR".into(),
-                format!("{svc} is too small: it needs at least 16 addresses (the DNS Service takes the tenth)"),
+                format!(
+                    "{svc} is too small: it needs at least 16 addresses (the DNS Service takes the tenth)"
+                ),
             );
         }
-        if let Some(pod) = &self.network.pod_cidr {
-            if pod.overlaps(svc) {
-                err("spec.network.podCIDR".into(), format!("{pod} overlaps the service CIDR {svc}; choose disjoint blocks"));
-            }
+        if let Some(pod) = &self.network.pod_cidr
+            && pod.overlaps(svc)
+        {
+            err(
+                "spec.network.podCIDR".into(),
+                format!("{pod} overlaps the service CIDR {svc}; choose disjoint blocks"),
+            );
         }
 
         let pki = &self.pki;
         if pki.cert_validity.get().as_secs() < 3600 {
-            err("spec.pki.certValidity".into(), format!("{} is shorter than one hour", pki.cert_validity));
+            err(
+                "spec.pki.certValidity".into(),
+                format!("{} is shorter than one hour", pki.cert_validity),
+            );
         }
         if pki.ca_validity.get() < pki.cert_validity.get() {
             err(
@@ -128,6 +160,13 @@ impl ClusterSpec {
             );
         }
 
-        if errors.is_empty() { Ok(warnings) } else { Err(Error::Invalid { file: None, problems: errors }) }
+        if errors.is_empty() {
+            Ok(warnings)
+        } else {
+            Err(Error::Invalid {
+                file: None,
+                problems: errors,
+            })
+        }
     }
 }
