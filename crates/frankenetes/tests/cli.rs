@@ -1,0 +1,91 @@
+//! The `frankenetes` binary: exit codes, messages, and the README's PKI workflow.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_frankenetes")).args(args).current_dir(cwd).output().expect("runs")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn pki_then_check_then_tamper() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let init = bin(&["init", "--workers", "1"], d);
+    assert!(init.status.success());
+    std::fs::write(d.join("cluster.yaml"), &init.stdout).unwrap();
+    for mode in ["kubeadm", "intermediate"] {
+        let spec = String::from_utf8_lossy(&init.stdout).replace("caMode: kubeadm", &format!("caMode: {mode}"));
+        std::fs::write(d.join(format!("{mode}.yaml")), spec).unwrap();
+        let out = format!("out-{mode}");
+        let made = bin(&["pki", "-f", &format!("{mode}.yaml"), "-o", &out], d);
+        assert!(made.status.success(), "{}", text(&made));
+        assert!(text(&made).contains("files created"), "{}", text(&made));
+        let ok = bin(&["pki", "check", &out, "-f", &format!("{mode}.yaml")], d);
+        assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+        assert!(text(&ok).contains("control-02/etcd-server"));
+        // Re-running changes nothing.
+        let again = bin(&["pki", "-f", &format!("{mode}.yaml"), "-o", &out], d);
+        assert!(text(&again).contains(" 0 files created, 0 replaced"), "{}", text(&again));
+        // Tamper with one certificate: check fails with exit 1 and names it.
+        let f = d.join(&out).join("nodes/control-01/etc/kubernetes/pki/apiserver.crt");
+        let other = std::fs::read(d.join(&out).join("nodes/control-02/etc/kubernetes/pki/apiserver.crt")).unwrap();
+        std::fs::write(&f, other).unwrap();
+        let bad = bin(&["pki", "check", &out], d);
+        assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+        assert!(text(&bad).contains("apiserver.key does not match"), "{}", text(&bad));
+        // Generating into it now fails with exit 1, naming the file, and writes nothing.
+        let refused = bin(&["pki", "-f", &format!("{mode}.yaml"), "-o", &out], d);
+        assert_eq!(refused.status.code(), Some(1));
+        assert!(text(&refused).contains("apiserver.key does not match"), "{}", text(&refused));
+    }
+}
+
+#[test]
+fn bad_config_exits_2_naming_the_field_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let init = bin(&["init"], d);
+    let bad = String::from_utf8_lossy(&init.stdout).replace("ip: 127.0.0.12", "ip: 127.0.0.300");
+    std::fs::write(d.join("cluster.yaml"), bad).unwrap();
+    let o = bin(&["pki", "-f", "cluster.yaml", "-o", "out"], d);
+    assert_eq!(o.status.code(), Some(2));
+    let msg = text(&o);
+    assert!(msg.contains("cluster.yaml: spec.controlPlane[1].ip"), "{msg}");
+    assert!(!d.join("out").exists(), "nothing is written on bad input");
+    let missing = bin(&["pki", "-f", "absent.yaml", "-o", "out"], d);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing).contains("cannot read absent.yaml"), "{}", text(&missing));
+    let usage = bin(&["pki", "-o", "out"], d);
+    assert_eq!(usage.status.code(), Some(2), "{}", text(&usage));
+}
+
+#[test]
+fn stale_certificates_exit_1_until_renewed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let init = String::from_utf8_lossy(&bin(&["init"], d).stdout).into_owned();
+    std::fs::write(d.join("cluster.yaml"), &init).unwrap();
+    assert!(bin(&["pki", "-f", "cluster.yaml", "-o", "out"], d).status.success());
+    let changed = init.replace("# controlPlaneEndpoint: api.kubelius:6443", "controlPlaneEndpoint: api.kubelius:6443");
+    std::fs::write(d.join("cluster.yaml"), changed).unwrap();
+    let stale = bin(&["pki", "-f", "cluster.yaml", "-o", "out"], d);
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(text(&stale).contains("--renew"), "{}", text(&stale));
+    let renewed = bin(&["pki", "-f", "cluster.yaml", "-o", "out", "--renew"], d);
+    assert!(renewed.status.success(), "{}", text(&renewed));
+    assert!(text(&renewed).contains("replaced"), "{}", text(&renewed));
+    let check = bin(&["pki", "check", "out", "-f", "cluster.yaml"], d);
+    assert!(check.status.success(), "{}", text(&check));
+    let renew = bin(&["pki", "renew", "out", "scheduler"], d);
+    assert!(renew.status.success(), "{}", text(&renew));
+    assert!(text(&renew).contains("renewed control-03/scheduler"));
+    let unknown = bin(&["pki", "renew", "out", "nope"], d);
+    assert_eq!(unknown.status.code(), Some(2));
+}
