@@ -33,6 +33,7 @@
 #![deny(missing_docs)]
 
 mod derive;
+pub mod gateway;
 pub use derive::ports;
 pub mod names;
 pub mod net;
@@ -44,6 +45,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use gateway::{GatewaySpec, PeerSpec, TunnelSpec};
 pub use names::{ClusterName, DnsName, NameError, NodeName};
 pub use net::{Cidr, San, kubeadm_san_order};
 pub use scalar::{Endpoint, GoDuration, Host, KubernetesVersion, ValueError};
@@ -158,6 +160,8 @@ struct SpecFields {
     workers: Vec<NodeSpec>,
     #[serde(default)]
     backend: BackendSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gateway: Option<GatewaySpec>,
 }
 
 /// A validated cluster spec. Build one with [`ClusterSpec::from_yaml`], [`ClusterSpec::load`]
@@ -182,6 +186,8 @@ pub struct ClusterSpec {
     pub workers: Vec<NodeSpec>,
     /// `spec.backend`: where the cluster runs.
     pub backend: BackendSpec,
+    /// `spec.gateway`: the optional NAT and WireGuard gateway.
+    pub gateway: Option<GatewaySpec>,
 }
 
 /// A parsed spec and the warnings found while validating it.
@@ -418,6 +424,7 @@ impl ClusterSpec {
             control_plane,
             workers: Vec::new(),
             backend: BackendSpec::default(),
+            gateway: None,
         }
     }
 
@@ -484,6 +491,7 @@ impl ClusterSpec {
             control_plane: s.control_plane,
             workers: s.workers,
             backend: s.backend,
+            gateway: s.gateway,
         };
         let warnings = spec.validate()?;
         Ok(Parsed { spec, warnings })
@@ -515,6 +523,7 @@ impl ClusterSpec {
                 control_plane: self.control_plane.clone(),
                 workers: self.workers.clone(),
                 backend: self.backend.clone(),
+                gateway: self.gateway.clone(),
             },
         };
         serde_norway::to_string(&doc).unwrap_or_else(|e| format!("# cannot serialize: {e}\n"))

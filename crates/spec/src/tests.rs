@@ -310,3 +310,97 @@ proptest! {
         prop_assert_eq!(spec.etcd_initial_cluster().split(',').count(), spec.control_plane.len());
     }
 }
+
+const GATEWAY: &str = r#"
+  gateway:
+    ip: 10.10.16.5
+    privateCIDR: 10.10.16.0/20
+    tunnel: { cidr: 10.200.0.0/29, listenPort: 51820, endpoint: "vpn.kubelius.example:51820" }
+    peers:
+      - { name: laptop, publicKey: "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=" }
+      - { name: tablet }
+"#;
+
+fn with_gateway(replace: &str, by: &str) -> String {
+    let g = GATEWAY.replacen(replace, by, 1);
+    assert!(
+        GATEWAY.contains(replace),
+        "gateway fixture lacks {replace:?}"
+    );
+    format!("{}{}", GOOD.trim_end(), g)
+}
+
+#[test]
+fn gateway_section_parses() {
+    let s = ClusterSpec::from_yaml(&with_gateway("", "")).unwrap().spec;
+    let gw = s.gateway.unwrap();
+    assert_eq!(gw.name.as_str(), "gateway");
+    assert_eq!(gw.egress_interface, "eth0");
+    assert_eq!(gw.tunnel.interface, "wg0");
+    assert_eq!(gw.peers.len(), 2);
+    assert!(gateway::is_wireguard_key(
+        "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
+    ));
+    assert!(
+        !gateway::is_wireguard_key("xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dh="),
+        "non-zero padding bits"
+    );
+}
+
+#[test]
+fn bad_gateways_name_the_field() {
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "gateway_tunnel_overlaps_private",
+            with_gateway("10.200.0.0/29", "10.10.17.0/24"),
+            "spec.gateway.privateCIDR",
+        ),
+        (
+            "gateway_private_overlaps_services",
+            with_gateway("privateCIDR: 10.10.16.0/20", "privateCIDR: 10.96.0.0/12"),
+            "spec.gateway.privateCIDR",
+        ),
+        (
+            "gateway_tunnel_exhausted",
+            with_gateway(
+                "      - { name: tablet }",
+                "      - { name: tablet }\n      - { name: p3 }\n      - { name: p4 }\n      - { name: p5 }\n      - { name: p6 }",
+            ),
+            "spec.gateway.tunnel.cidr",
+        ),
+        (
+            "gateway_duplicate_peer",
+            with_gateway("name: tablet", "name: laptop"),
+            "spec.gateway.peers[1].name",
+        ),
+        (
+            "gateway_malformed_key",
+            with_gateway("xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=", "not-a-key"),
+            "spec.gateway.peers[0].publicKey",
+        ),
+        (
+            "gateway_ip_outside_private",
+            with_gateway("ip: 10.10.16.5", "ip: 192.168.1.5"),
+            "spec.gateway.ip",
+        ),
+        (
+            "gateway_peer_takes_gateway_address",
+            with_gateway("{ name: tablet }", "{ name: tablet, address: 10.200.0.1 }"),
+            "spec.gateway.peers[1].address",
+        ),
+        (
+            "gateway_unknown_field",
+            with_gateway("privateCIDR:", "vpcCidr: 10.0.0.0/8\n    privateCIDR:"),
+            "spec.gateway",
+        ),
+    ];
+    for (name, yaml, path) in cases {
+        let err = ClusterSpec::from_yaml(&yaml).expect_err(name);
+        assert!(
+            err.problems().iter().any(|p| p.path.starts_with(path)),
+            "{name}: expected {path}, got {:?}",
+            err.problems()
+        );
+        insta::assert_snapshot!(name, err.to_string());
+    }
+}

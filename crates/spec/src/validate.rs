@@ -143,6 +143,10 @@ impl ClusterSpec {
             );
         }
 
+        if let Some(gw) = &self.gateway {
+            self.validate_gateway(gw, &names, &ips, &mut err);
+        }
+
         let pki = &self.pki;
         if pki.cert_validity.get().as_secs() < 3600 {
             err(
@@ -167,6 +171,152 @@ impl ClusterSpec {
                 file: None,
                 problems: errors,
             })
+        }
+    }
+
+    fn validate_gateway(
+        &self,
+        gw: &crate::GatewaySpec,
+        names: &HashMap<&str, String>,
+        ips: &HashMap<IpAddr, String>,
+        err: &mut impl FnMut(String, String),
+    ) {
+        let p = "spec.gateway";
+        if let Some(first) = names.get(gw.name.as_str()) {
+            err(
+                format!("{p}.name"),
+                format!("{:?} is already used by {first}", gw.name.as_str()),
+            );
+        }
+        if let Some(first) = ips.get(&gw.ip) {
+            err(
+                format!("{p}.ip"),
+                format!("{} is already used by {first}", gw.ip),
+            );
+        }
+        if !gw.private_cidr.contains(&gw.ip) {
+            err(
+                format!("{p}.ip"),
+                format!(
+                    "{} is outside spec.gateway.privateCIDR {}",
+                    gw.ip, gw.private_cidr
+                ),
+            );
+        }
+        let ifname_ok = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 15
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        if !ifname_ok(&gw.egress_interface) {
+            err(
+                format!("{p}.egressInterface"),
+                format!(
+                    "{:?} is not an interface name (1-15 letters, digits, '-', '_', '.')",
+                    gw.egress_interface
+                ),
+            );
+        }
+        let t = &gw.tunnel;
+        if !ifname_ok(&t.interface) {
+            err(
+                format!("{p}.tunnel.interface"),
+                format!(
+                    "{:?} is not an interface name (1-15 letters, digits, '-', '_', '.')",
+                    t.interface
+                ),
+            );
+        }
+        if t.listen_port == 0 {
+            err(
+                format!("{p}.tunnel.listenPort"),
+                "must be a UDP port from 1 to 65535".into(),
+            );
+        }
+        let mut blocks = vec![
+            ("spec.gateway.privateCIDR", gw.private_cidr),
+            ("spec.gateway.tunnel.cidr", t.cidr),
+            ("spec.network.serviceCIDR", self.network.service_cidr),
+        ];
+        if let Some(pod) = self.network.pod_cidr {
+            blocks.push(("spec.network.podCIDR", pod));
+        }
+        for (i, (pa, a)) in blocks.iter().enumerate().take(2) {
+            for (pb, b) in blocks.iter().skip(i + 1) {
+                if a.overlaps(b) {
+                    err(
+                        (*pa).to_owned(),
+                        format!("{a} overlaps {pb} {b}; choose disjoint blocks"),
+                    );
+                }
+            }
+        }
+        // Tunnel addresses: the first for the gateway, then one per peer (IPv4 keeps the
+        // network and broadcast addresses free).
+        let host_bits = u32::from(t.cidr.host_bits());
+        let total: u128 = if host_bits >= 127 {
+            u128::MAX
+        } else {
+            1u128 << host_bits
+        };
+        let reserved: u128 = if matches!(t.cidr.net(), ipnet::IpNet::V4(_)) {
+            3
+        } else {
+            2
+        };
+        let usable = total.saturating_sub(reserved);
+        if (gw.peers.len() as u128) > usable {
+            err(
+                format!("{p}.tunnel.cidr"),
+                format!(
+                    "{} has room for {usable} peers, {} are configured; use a larger block",
+                    t.cidr,
+                    gw.peers.len()
+                ),
+            );
+        }
+        let gateway_addr = t.cidr.nth(1);
+        let mut peer_names: HashMap<&str, usize> = HashMap::new();
+        let mut peer_addrs: HashMap<IpAddr, usize> = HashMap::new();
+        for (i, peer) in gw.peers.iter().enumerate() {
+            let pp = format!("{p}.peers[{i}]");
+            if let Some(j) = peer_names.insert(peer.name.as_str(), i) {
+                err(
+                    format!("{pp}.name"),
+                    format!(
+                        "{:?} is already used by {p}.peers[{j}]; peer names must be unique",
+                        peer.name.as_str()
+                    ),
+                );
+            }
+            if let Some(k) = &peer.public_key {
+                if !crate::gateway::is_wireguard_key(k) {
+                    err(format!("{pp}.publicKey"), "is not a WireGuard key: expected 44 characters of base64 (32 bytes), as `wg pubkey` prints".into());
+                }
+            }
+            if let Some(a) = peer.address {
+                let broadcast = t.cidr.nth(total.saturating_sub(1));
+                if !t.cidr.contains(&a)
+                    || Some(a) == t.cidr.nth(0)
+                    || Some(a) == gateway_addr
+                    || (reserved == 3 && Some(a) == broadcast)
+                {
+                    err(
+                        format!("{pp}.address"),
+                        format!(
+                            "{a} is not a free peer address of spec.gateway.tunnel.cidr {} (the first address is the gateway's)",
+                            t.cidr
+                        ),
+                    );
+                }
+                if let Some(j) = peer_addrs.insert(a, i) {
+                    err(
+                        format!("{pp}.address"),
+                        format!("{a} is already used by {p}.peers[{j}]"),
+                    );
+                }
+            }
         }
     }
 }

@@ -1,0 +1,130 @@
+//! `spec.gateway`: the NAT instance and WireGuard VPN in front of a private network.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::NodeName;
+use crate::net::Cidr;
+use crate::scalar::Endpoint;
+
+/// `spec.gateway`: one small machine that forwards and masquerades the private network's
+/// traffic to the internet and terminates WireGuard for the operators' laptops.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct GatewaySpec {
+    /// The gateway's node name (its bundle is `nodes/<name>/`).
+    #[serde(default = "default_gateway_name")]
+    pub name: NodeName,
+    /// The gateway's address on the private network.
+    pub ip: IpAddr,
+    /// `privateCIDR`: the network the gateway routes for (the VPC, e.g. 10.10.16.0/20).
+    #[serde(rename = "privateCIDR")]
+    pub private_cidr: Cidr,
+    /// The interface that faces the internet (masquerade out of it). Default `eth0`.
+    #[serde(default = "default_egress")]
+    pub egress_interface: String,
+    /// The WireGuard tunnel.
+    #[serde(default)]
+    pub tunnel: TunnelSpec,
+    /// The VPN's clients.
+    #[serde(default)]
+    pub peers: Vec<PeerSpec>,
+}
+
+fn default_gateway_name() -> NodeName {
+    NodeName::try_from("gateway").unwrap_or_else(|_| unreachable!("constant name"))
+}
+
+fn default_egress() -> String {
+    "eth0".into()
+}
+
+/// `spec.gateway.tunnel`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct TunnelSpec {
+    /// `cidr`: tunnel addresses; the gateway takes the first, peers the following ones.
+    #[serde(default = "default_tunnel_cidr")]
+    pub cidr: Cidr,
+    /// UDP port WireGuard listens on (default 51820).
+    #[serde(default = "default_listen_port")]
+    pub listen_port: u16,
+    /// `host:port` clients dial; when absent it is filled in by the backend (an Elastic IP).
+    #[serde(default)]
+    pub endpoint: Option<Endpoint>,
+    /// Interface name on the gateway (default `wg0`).
+    #[serde(default = "default_interface")]
+    pub interface: String,
+    /// `PersistentKeepalive` in client configs, seconds (default 25; 0 turns it off).
+    #[serde(default = "default_keepalive")]
+    pub persistent_keepalive: u16,
+}
+
+fn default_tunnel_cidr() -> Cidr {
+    Cidr::try_from("10.200.0.0/24".to_owned()).unwrap_or_else(|_| unreachable!("constant CIDR"))
+}
+fn default_listen_port() -> u16 {
+    51820
+}
+fn default_interface() -> String {
+    "wg0".into()
+}
+fn default_keepalive() -> u16 {
+    25
+}
+
+impl Default for TunnelSpec {
+    fn default() -> Self {
+        Self {
+            cidr: default_tunnel_cidr(),
+            listen_port: default_listen_port(),
+            endpoint: None,
+            interface: default_interface(),
+            persistent_keepalive: default_keepalive(),
+        }
+    }
+}
+
+/// One VPN client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct PeerSpec {
+    /// The peer's name (DNS-1123 label), unique.
+    pub name: NodeName,
+    /// Its WireGuard public key (base64 of 32 bytes, as `wg pubkey` prints). When absent,
+    /// frankenetes generates the key pair and writes the private key into the client config.
+    #[serde(default)]
+    pub public_key: Option<String>,
+    /// A fixed tunnel address; when absent one is allocated and kept stable.
+    #[serde(default)]
+    pub address: Option<IpAddr>,
+}
+
+impl PeerSpec {
+    /// A peer with a generated key and an allocated address.
+    pub fn new(name: NodeName) -> Self {
+        Self {
+            name,
+            public_key: None,
+            address: None,
+        }
+    }
+}
+
+/// Whether `s` is a WireGuard key: standard base64 of exactly 32 bytes (44 characters, `=`).
+pub fn is_wireguard_key(s: &str) -> bool {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    if b.len() != 44 || b[43] != b'=' {
+        return false;
+    }
+    // 32 bytes = 42 full sextets + 4 bits: the 43rd character must have its low 2 bits zero.
+    let Some(last) = ALPHABET.iter().position(|c| *c == b[42]) else {
+        return false;
+    };
+    b[..42].iter().all(|c| ALPHABET.contains(c)) && last & 0b11 == 0
+}
