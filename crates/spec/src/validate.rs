@@ -290,10 +290,10 @@ impl ClusterSpec {
                     ),
                 );
             }
-            if let Some(k) = &peer.public_key {
-                if !crate::gateway::is_wireguard_key(k) {
-                    err(format!("{pp}.publicKey"), "is not a WireGuard key: expected 44 characters of base64 (32 bytes), as `wg pubkey` prints".into());
-                }
+            if let Some(k) = &peer.public_key
+                && !crate::gateway::is_wireguard_key(k)
+            {
+                err(format!("{pp}.publicKey"), "is not a WireGuard key: expected 44 characters of base64 (32 bytes), as `wg pubkey` prints".into());
             }
             if let Some(a) = peer.address {
                 let broadcast = t.cidr.nth(total.saturating_sub(1));
