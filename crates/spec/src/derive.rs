@@ -81,7 +81,8 @@ impl ClusterSpec {
     /// The SANs of one control-plane node's apiserver certificate, in kubeadm's order: the
     /// node name, `kubernetes`, `kubernetes.default`, `kubernetes.default.svc`,
     /// `kubernetes.default.svc.<dnsDomain>`, the endpoint host if it is a name; then the first
-    /// service IP, the node's IP and the endpoint host if it is an address.
+    /// service IP, the node's IP and the endpoint host if it is an address; then
+    /// `spec.apiServer.certSANs`.
     pub fn apiserver_sans(&self, node: &NodeSpec) -> Vec<San> {
         let mut sans = vec![
             San::Dns(node.name.clone().into()),
@@ -103,6 +104,14 @@ impl ClusterSpec {
         match self.control_plane_endpoint().host {
             Host::Dns(d) => sans.push(San::Dns(d)),
             Host::Ip(ip) => sans.push(San::Ip(ip)),
+        }
+        // `spec.apiServer.certSANs`; validation rejects entries that are neither.
+        for extra in &self.api_server.cert_sans {
+            if let Ok(ip) = extra.parse::<IpAddr>() {
+                sans.push(San::Ip(ip));
+            } else if let Ok(d) = DnsName::try_from(extra.as_str()) {
+                sans.push(San::Dns(d));
+            }
         }
         kubeadm_san_order(sans)
     }

@@ -32,6 +32,7 @@
 
 #![deny(missing_docs)]
 
+pub mod components;
 mod derive;
 pub mod gateway;
 pub use derive::ports;
@@ -45,6 +46,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use components::{ApiServerSpec, ComponentSpec, EtcdSpec, EtcdVersion, HostPathMount};
 pub use gateway::{GatewaySpec, PeerSpec, TunnelSpec};
 pub use names::{ClusterName, DnsName, NameError, NodeName};
 pub use net::{Cidr, San, kubeadm_san_order};
@@ -162,6 +164,20 @@ struct SpecFields {
     backend: BackendSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gateway: Option<GatewaySpec>,
+    #[serde(default = "default_image_repository")]
+    image_repository: String,
+    #[serde(default)]
+    etcd: EtcdSpec,
+    #[serde(default)]
+    api_server: ApiServerSpec,
+    #[serde(default)]
+    controller_manager: ComponentSpec,
+    #[serde(default)]
+    scheduler: ComponentSpec,
+}
+
+fn default_image_repository() -> String {
+    "registry.k8s.io".into()
 }
 
 /// A validated cluster spec. Build one with [`ClusterSpec::from_yaml`], [`ClusterSpec::load`]
@@ -188,6 +204,16 @@ pub struct ClusterSpec {
     pub backend: BackendSpec,
     /// `spec.gateway`: the optional NAT and WireGuard gateway.
     pub gateway: Option<GatewaySpec>,
+    /// `spec.imageRepository`: where control-plane images come from (`registry.k8s.io`).
+    pub image_repository: String,
+    /// `spec.etcd`.
+    pub etcd: EtcdSpec,
+    /// `spec.apiServer`.
+    pub api_server: ApiServerSpec,
+    /// `spec.controllerManager`.
+    pub controller_manager: ComponentSpec,
+    /// `spec.scheduler`.
+    pub scheduler: ComponentSpec,
 }
 
 /// A parsed spec and the warnings found while validating it.
@@ -425,6 +451,11 @@ impl ClusterSpec {
             workers: Vec::new(),
             backend: BackendSpec::default(),
             gateway: None,
+            image_repository: default_image_repository(),
+            etcd: EtcdSpec::default(),
+            api_server: ApiServerSpec::default(),
+            controller_manager: ComponentSpec::default(),
+            scheduler: ComponentSpec::default(),
         }
     }
 
@@ -492,6 +523,11 @@ impl ClusterSpec {
             workers: s.workers,
             backend: s.backend,
             gateway: s.gateway,
+            image_repository: s.image_repository,
+            etcd: s.etcd,
+            api_server: s.api_server,
+            controller_manager: s.controller_manager,
+            scheduler: s.scheduler,
         };
         let warnings = spec.validate()?;
         Ok(Parsed { spec, warnings })
@@ -524,6 +560,11 @@ impl ClusterSpec {
                 workers: self.workers.clone(),
                 backend: self.backend.clone(),
                 gateway: self.gateway.clone(),
+                image_repository: self.image_repository.clone(),
+                etcd: self.etcd.clone(),
+                api_server: self.api_server.clone(),
+                controller_manager: self.controller_manager.clone(),
+                scheduler: self.scheduler.clone(),
             },
         };
         serde_norway::to_string(&doc).unwrap_or_else(|e| format!("# cannot serialize: {e}\n"))

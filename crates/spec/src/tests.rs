@@ -404,3 +404,42 @@ fn bad_gateways_name_the_field() {
         insta::assert_snapshot!(name, err.to_string());
     }
 }
+
+#[test]
+fn component_settings_parse_and_feed_the_sans() {
+    let yaml = with(
+        "  workers: []",
+        "  workers: []\n  imageRepository: mirror.example/k8s\n  etcd: { version: 3.4.23, dataDir: /data/etcd, extraArgs: { quota-backend-bytes: \"8589934592\" } }\n  apiServer:\n    certSANs: [api.public.example, 203.0.113.10]\n    extraArgs: { audit-log-maxage: \"30\" }\n    extraVolumes: [{ name: audit, hostPath: /var/log/kubernetes, readOnly: false }]\n  scheduler: { extraArgs: { v: \"2\" } }",
+    );
+    let s = ClusterSpec::from_yaml(&yaml).unwrap().spec;
+    assert_eq!(s.etcd.version, Some(EtcdVersion::new(3, 4, 23)));
+    assert_eq!(s.image_repository, "mirror.example/k8s");
+    assert_eq!(s.api_server.extra_volumes[0].path_type, "DirectoryOrCreate");
+    let sans: Vec<String> = s
+        .apiserver_sans(&s.control_plane[0])
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        sans.contains(&"api.public.example".to_owned())
+            && sans.contains(&"203.0.113.10".to_owned()),
+        "{sans:?}"
+    );
+    let bad = with(
+        "  workers: []",
+        "  workers: []\n  apiServer: { certSANs: [\"not valid!\"], extraArgs: { --v: \"2\" } }",
+    );
+    let problems = ClusterSpec::from_yaml(&bad).unwrap_err().problems();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == "spec.apiServer.certSANs[0]"),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == "spec.apiServer.extraArgs.--v"),
+        "{problems:?}"
+    );
+}

@@ -143,6 +143,35 @@ impl ClusterSpec {
             );
         }
 
+        for (i, extra) in self.api_server.cert_sans.iter().enumerate() {
+            if extra.parse::<IpAddr>().is_err()
+                && let Err(e) = crate::DnsName::try_from(extra.as_str()) {
+                    err(
+                        format!("spec.apiServer.certSANs[{i}]"),
+                        format!("is neither an IP address nor a DNS name: {}", e.reason),
+                    );
+                }
+        }
+        let extra_args = [
+            ("spec.apiServer.extraArgs", &self.api_server.extra_args),
+            (
+                "spec.controllerManager.extraArgs",
+                &self.controller_manager.extra_args,
+            ),
+            ("spec.scheduler.extraArgs", &self.scheduler.extra_args),
+            ("spec.etcd.extraArgs", &self.etcd.extra_args),
+        ];
+        for (path, args) in extra_args {
+            for k in args.keys() {
+                if k.is_empty()
+                    || k.starts_with('-')
+                    || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                {
+                    err(format!("{path}.{k}"), "write the flag name without leading dashes (e.g. `audit-log-maxage: \"30\"`)".into());
+                }
+            }
+        }
+
         if let Some(gw) = &self.gateway {
             self.validate_gateway(gw, &names, &ips, &mut err);
         }
