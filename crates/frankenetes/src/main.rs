@@ -70,6 +70,31 @@ enum Command {
     /// --renew, and only what is missing is generated. Re-running changes no byte.
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Pki(PkiCommand),
+    /// Write every node's bundle: the PKI, static pods, kubeconfigs, kubelet config, systemd
+    /// units, and one Ignition config per node.
+    ///
+    /// DIR/nodes/<name>/ is a root-filesystem overlay for that machine (copy it onto /), and
+    /// DIR/nodes/<name>.ign holds the same content for Fedora CoreOS. Re-running is
+    /// idempotent like `pki`: existing certificates are kept, unchanged files are not touched.
+    Render(RenderArgs),
+}
+
+#[derive(Debug, Args)]
+struct RenderArgs {
+    /// The cluster spec.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "cluster.yaml",
+        default_value = "cluster.yaml"
+    )]
+    file: PathBuf,
+    /// Output directory.
+    #[arg(short = 'o', long = "out", value_name = "DIR")]
+    out: PathBuf,
+    /// Replace leaf certificates that no longer match the spec (CAs are never replaced).
+    #[arg(long)]
+    renew: bool,
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +257,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Plan(a) => plan(&a.file),
+        Command::Render(a) => render(&a.file, &a.out, a.renew),
         Command::Pki(PkiCommand {
             sub: Some(PkiSub::Check { dir, file, within }),
             ..
@@ -270,7 +296,13 @@ fn load_spec(file: &Path) -> anyhow::Result<ClusterSpec> {
 
 fn generate_pki(file: &Path, out: &Path, renew: bool) -> anyhow::Result<Outcome> {
     let spec = load_spec(file)?;
-    let plan = PkiPlan::from(&spec);
+    let (_, outcome) = sync_pki(&spec, out, renew)?;
+    Ok(outcome)
+}
+
+/// Loads and completes the PKI in `out`, printing what happened.
+fn sync_pki(spec: &ClusterSpec, out: &Path, renew: bool) -> anyhow::Result<(pki::Pki, Outcome)> {
+    let plan = PkiPlan::from(spec);
     if out.exists() && !out.is_dir() {
         return Err(BadInput(format!("{} exists and is not a directory", out.display())).into());
     }
@@ -282,7 +314,7 @@ fn generate_pki(file: &Path, out: &Path, renew: bool) -> anyhow::Result<Outcome>
             std::thread::available_parallelism().map_or(1, usize::from)
         );
     }
-    let (_pki, report) = pki::sync(&plan, out, SyncOptions::default().renew(renew))
+    let (pki, report) = pki::sync(&plan, out, SyncOptions::default().renew(renew))
         .with_context(|| format!("cannot complete the PKI in {}", out.display()))?;
     for note in &report.notes {
         eprintln!("note: {note}");
@@ -304,7 +336,7 @@ fn generate_pki(file: &Path, out: &Path, renew: bool) -> anyhow::Result<Outcome>
         started.elapsed()
     );
     if report.stale.is_empty() {
-        return Ok(Outcome::Ok);
+        return Ok((pki, Outcome::Ok));
     }
     eprintln!(
         "{} certificate(s) no longer match the spec and were kept:",
@@ -319,7 +351,43 @@ fn generate_pki(file: &Path, out: &Path, renew: bool) -> anyhow::Result<Outcome>
         );
     }
     eprintln!("run again with --renew to replace them (CAs are never replaced)");
-    Ok(Outcome::Problems)
+    Ok((pki, Outcome::Problems))
+}
+
+fn render(file: &Path, out: &Path, renew: bool) -> anyhow::Result<Outcome> {
+    let spec = load_spec(file)?;
+    // Check everything that can be checked before anything is written.
+    frankenetes_manifests::render(
+        &spec,
+        &pki::Pki::generate(&PkiPlan::from(&spec).with_algorithm(spec::KeyAlgorithm::EcdsaP256))?,
+    )
+    .with_context(|| format!("{}", file.display()))?;
+    let (pki, outcome) = sync_pki(&spec, out, renew)?;
+    let started = Instant::now();
+    let rendered = frankenetes_manifests::render(&spec, &pki)
+        .with_context(|| format!("{}", file.display()))?;
+    let report = rendered
+        .write(out)
+        .with_context(|| format!("cannot write the bundles in {}", out.display()))?;
+    outln!(
+        "{}: {} node bundles (etcd flags for {}), {} files written, {} unchanged in {:.0?}",
+        out.display(),
+        rendered.nodes.len(),
+        rendered.etcd_version,
+        report.written.len(),
+        report.unchanged,
+        started.elapsed()
+    );
+    for n in &rendered.nodes {
+        outln!(
+            "  nodes/{0}/  nodes/{0}.ign  ({1} files, {2} units)",
+            n.name,
+            n.files.len(),
+            n.units.len()
+        );
+    }
+    outln!("  cluster/admin.conf, cluster/super-admin.conf");
+    Ok(outcome)
 }
 
 fn check(dir: &Path, file: Option<&Path>, within: Option<GoDuration>) -> anyhow::Result<Outcome> {
@@ -415,13 +483,30 @@ fn plan(file: &Path) -> anyhow::Result<Outcome> {
         };
         outln!("  {:<40} CN={}{org}{sans}", leaf.name(), leaf.common_name);
     }
-    outln!("nodes (output layout: nodes/<name>/ is a root-filesystem overlay):");
+    // The same rendering `render` does, with throwaway ECDSA keys: only paths are shown.
+    let sample =
+        pki::Pki::generate(&PkiPlan::from(&spec).with_algorithm(spec::KeyAlgorithm::EcdsaP256))?;
+    let rendered = frankenetes_manifests::render(&spec, &sample)
+        .with_context(|| format!("{}", file.display()))?;
+    outln!("etcd flags rendered for etcd {}", rendered.etcd_version);
+    outln!("operator: cluster/pki/, cluster/admin.conf, cluster/super-admin.conf");
     for (node, role) in spec.nodes() {
         let role = match role {
             spec::Role::ControlPlane => "control plane",
             spec::Role::Worker => "worker",
         };
-        outln!("  {:<20} {:<15} {role}", node.name.as_str(), node.ip);
+        outln!(
+            "node {} ({}, {role}): nodes/{}/ and nodes/{}.ign",
+            node.name,
+            node.ip,
+            node.name,
+            node.name
+        );
+        if let Some(b) = rendered.node(node.name.as_str()) {
+            for p in b.paths() {
+                outln!("    {p}");
+            }
+        }
     }
     Ok(Outcome::Ok)
 }

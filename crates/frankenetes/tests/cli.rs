@@ -6,11 +6,19 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn bin(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_frankenetes")).args(args).current_dir(cwd).output().expect("runs")
+    Command::new(env!("CARGO_BIN_EXE_frankenetes"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("runs")
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -21,7 +29,8 @@ fn pki_then_check_then_tamper() {
     assert!(init.status.success());
     std::fs::write(d.join("cluster.yaml"), &init.stdout).unwrap();
     for mode in ["kubeadm", "intermediate"] {
-        let spec = String::from_utf8_lossy(&init.stdout).replace("caMode: kubeadm", &format!("caMode: {mode}"));
+        let spec = String::from_utf8_lossy(&init.stdout)
+            .replace("caMode: kubeadm", &format!("caMode: {mode}"));
         std::fs::write(d.join(format!("{mode}.yaml")), spec).unwrap();
         let out = format!("out-{mode}");
         let made = bin(&["pki", "-f", &format!("{mode}.yaml"), "-o", &out], d);
@@ -32,18 +41,36 @@ fn pki_then_check_then_tamper() {
         assert!(text(&ok).contains("control-02/etcd-server"));
         // Re-running changes nothing.
         let again = bin(&["pki", "-f", &format!("{mode}.yaml"), "-o", &out], d);
-        assert!(text(&again).contains(" 0 files created, 0 replaced"), "{}", text(&again));
+        assert!(
+            text(&again).contains(" 0 files created, 0 replaced"),
+            "{}",
+            text(&again)
+        );
         // Tamper with one certificate: check fails with exit 1 and names it.
-        let f = d.join(&out).join("nodes/control-01/etc/kubernetes/pki/apiserver.crt");
-        let other = std::fs::read(d.join(&out).join("nodes/control-02/etc/kubernetes/pki/apiserver.crt")).unwrap();
+        let f = d
+            .join(&out)
+            .join("nodes/control-01/etc/kubernetes/pki/apiserver.crt");
+        let other = std::fs::read(
+            d.join(&out)
+                .join("nodes/control-02/etc/kubernetes/pki/apiserver.crt"),
+        )
+        .unwrap();
         std::fs::write(&f, other).unwrap();
         let bad = bin(&["pki", "check", &out], d);
         assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
-        assert!(text(&bad).contains("apiserver.key does not match"), "{}", text(&bad));
+        assert!(
+            text(&bad).contains("apiserver.key does not match"),
+            "{}",
+            text(&bad)
+        );
         // Generating into it now fails with exit 1, naming the file, and writes nothing.
         let refused = bin(&["pki", "-f", &format!("{mode}.yaml"), "-o", &out], d);
         assert_eq!(refused.status.code(), Some(1));
-        assert!(text(&refused).contains("apiserver.key does not match"), "{}", text(&refused));
+        assert!(
+            text(&refused).contains("apiserver.key does not match"),
+            "{}",
+            text(&refused)
+        );
     }
 }
 
@@ -57,11 +84,18 @@ fn bad_config_exits_2_naming_the_field_and_writes_nothing() {
     let o = bin(&["pki", "-f", "cluster.yaml", "-o", "out"], d);
     assert_eq!(o.status.code(), Some(2));
     let msg = text(&o);
-    assert!(msg.contains("cluster.yaml: spec.controlPlane[1].ip"), "{msg}");
+    assert!(
+        msg.contains("cluster.yaml: spec.controlPlane[1].ip"),
+        "{msg}"
+    );
     assert!(!d.join("out").exists(), "nothing is written on bad input");
     let missing = bin(&["pki", "-f", "absent.yaml", "-o", "out"], d);
     assert_eq!(missing.status.code(), Some(2));
-    assert!(text(&missing).contains("cannot read absent.yaml"), "{}", text(&missing));
+    assert!(
+        text(&missing).contains("cannot read absent.yaml"),
+        "{}",
+        text(&missing)
+    );
     let usage = bin(&["pki", "-o", "out"], d);
     assert_eq!(usage.status.code(), Some(2), "{}", text(&usage));
 }
@@ -72,8 +106,15 @@ fn stale_certificates_exit_1_until_renewed() {
     let d = dir.path();
     let init = String::from_utf8_lossy(&bin(&["init"], d).stdout).into_owned();
     std::fs::write(d.join("cluster.yaml"), &init).unwrap();
-    assert!(bin(&["pki", "-f", "cluster.yaml", "-o", "out"], d).status.success());
-    let changed = init.replace("# controlPlaneEndpoint: api.kubelius:6443", "controlPlaneEndpoint: api.kubelius:6443");
+    assert!(
+        bin(&["pki", "-f", "cluster.yaml", "-o", "out"], d)
+            .status
+            .success()
+    );
+    let changed = init.replace(
+        "# controlPlaneEndpoint: api.kubelius:6443",
+        "controlPlaneEndpoint: api.kubelius:6443",
+    );
     std::fs::write(d.join("cluster.yaml"), changed).unwrap();
     let stale = bin(&["pki", "-f", "cluster.yaml", "-o", "out"], d);
     assert_eq!(stale.status.code(), Some(1));

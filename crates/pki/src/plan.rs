@@ -340,6 +340,13 @@ impl PkiPlan {
         self
     }
 
+    /// Sets the key algorithm of new keys.
+    #[must_use]
+    pub fn with_algorithm(mut self, alg: KeyAlgorithm) -> Self {
+        self.key_algorithm = alg;
+        self
+    }
+
     /// The CAs, parents first.
     pub fn cas(&self) -> Vec<CaSpec> {
         let ca = |id: CaId, cn: &str| CaSpec {

@@ -50,7 +50,7 @@ pub use components::{ApiServerSpec, ComponentSpec, EtcdSpec, EtcdVersion, HostPa
 pub use gateway::{GatewaySpec, PeerSpec, TunnelSpec};
 pub use names::{ClusterName, DnsName, NameError, NodeName};
 pub use net::{Cidr, San, kubeadm_san_order};
-pub use scalar::{Endpoint, GoDuration, Host, KubernetesVersion, ValueError};
+pub use scalar::{Endpoint, GoDuration, Host, KubernetesVersion, ValueError, host_port};
 pub use validate::{FieldError, Warning};
 
 /// The `apiVersion` this crate reads.

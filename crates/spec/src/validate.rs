@@ -145,12 +145,13 @@ impl ClusterSpec {
 
         for (i, extra) in self.api_server.cert_sans.iter().enumerate() {
             if extra.parse::<IpAddr>().is_err()
-                && let Err(e) = crate::DnsName::try_from(extra.as_str()) {
-                    err(
-                        format!("spec.apiServer.certSANs[{i}]"),
-                        format!("is neither an IP address nor a DNS name: {}", e.reason),
-                    );
-                }
+                && let Err(e) = crate::DnsName::try_from(extra.as_str())
+            {
+                err(
+                    format!("spec.apiServer.certSANs[{i}]"),
+                    format!("is neither an IP address nor a DNS name: {}", e.reason),
+                );
+            }
         }
         let extra_args = [
             ("spec.apiServer.extraArgs", &self.api_server.extra_args),

@@ -1,0 +1,430 @@
+//! Node bundles for a kubeadm-style control plane: static pods, kubeconfigs, kubelet
+//! configuration, systemd units and Ignition, from one cluster spec and its PKI. No network,
+//! no async runtime.
+//!
+//! ```
+//! use frankenetes_manifests::render;
+//! use frankenetes_pki::{Pki, PkiPlan};
+//! use frankenetes_spec::ClusterSpec;
+//!
+//! let spec = ClusterSpec::example();
+//! let pki = Pki::generate(&PkiPlan::from(&spec))?;
+//! let rendered = render(&spec, &pki)?;
+//! let node = rendered.node("control-01").expect("a control-plane node");
+//! let etcd = node.file("/etc/kubernetes/manifests/etcd.yaml").expect("a static pod");
+//! assert!(std::str::from_utf8(&etcd.contents)?.contains("--client-cert-auth=true"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! What each node gets (`nodes/<name>/` is a root-filesystem overlay; `nodes/<name>.ign` is the
+//! same content as one Ignition v3 config for Fedora CoreOS):
+//!
+//! - control-plane nodes: `/etc/kubernetes/manifests/{etcd,kube-apiserver,kube-controller-manager,kube-scheduler}.yaml`
+//!   (kubeadm's flags, probes, volumes, priority and security context, version-aware),
+//!   `/etc/kubernetes/{admin,controller-manager,scheduler}.conf`, the PKI, and disabled systemd
+//!   units `frankenetes-<component>.service` running the same command lines as plain processes
+//!   (enable those instead of the kubelet's static pods if you run bare binaries);
+//! - every node: `/etc/kubernetes/kubelet.conf`, `/var/lib/kubelet/config.yaml`, the enabled
+//!   `kubelet.service`, `/var/lib/kube-proxy/kubeconfig.conf`, `/etc/hostname`, `/etc/hosts`
+//!   lines for every node and the endpoint, a sysctl drop-in and the kernel modules the
+//!   network needs.
+//!
+//! The operator gets `cluster/admin.conf` and `cluster/super-admin.conf`.
+//!
+//! Every flag rendered (including `extraArgs`) is checked against the flag inventory of the
+//! component's version; etcd's flags are rendered for the etcd release actually used
+//! (`spec.etcd.version`, else the image's).
+
+#![deny(missing_docs)]
+
+pub mod bundle;
+pub mod flags;
+pub mod ignition;
+pub mod kubeconfig;
+pub mod kubelet;
+mod staticpod;
+pub mod systemd;
+pub mod versions;
+
+use std::path::{Path, PathBuf};
+
+use frankenetes_pki::fsutil::SECRET_MODE;
+use frankenetes_pki::{CaId, Pki};
+use frankenetes_spec::{ClusterSpec, EtcdVersion, NodeSpec, Role};
+use k8s_openapi::api::core::v1::Pod;
+
+pub use bundle::{NodeBundle, NodeFile, WriteReport};
+pub use flags::{Flags, Layout};
+pub use kubeconfig::Kubeconfig;
+pub use systemd::Unit;
+pub use versions::{Binary, Inventory, RELEASES, Release};
+
+/// Errors of rendering. Each names the field or file it is about.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The Kubernetes minor is not in the supported table.
+    #[error("spec.kubernetesVersion: {version} is not supported; supported minors: {supported}")]
+    UnsupportedVersion {
+        /// The version asked for.
+        version: String,
+        /// The supported minors.
+        supported: String,
+    },
+    /// No flag inventory for a component version (etcd minors other than 3.4–3.7).
+    #[error("no flag inventory for {key}; frankenetes renders etcd 3.4 to 3.7")]
+    NoInventory {
+        /// `etcd-3.8`, …
+        key: String,
+    },
+    /// A flag does not exist in the component's version.
+    #[error("{field}: --{flag} does not exist in {inventory}; remove it or pick another version")]
+    UnknownFlag {
+        /// The flag.
+        flag: String,
+        /// The inventory checked (`kube-apiserver-1.35`).
+        inventory: String,
+        /// Where it came from (`spec.apiServer.extraArgs.foo`, or `rendered flags`).
+        field: String,
+    },
+    /// A spec value cannot be rendered.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The PKI lacks something a bundle needs.
+    #[error("the PKI has no {0}; run `frankenetes pki` with the same spec first")]
+    MissingPki(String),
+    /// A file could not be written.
+    #[error("cannot write {}", .path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing through the PKI crate's file helpers failed.
+    #[error(transparent)]
+    Pki(#[from] frankenetes_pki::Error),
+    /// YAML serialization failed.
+    #[error("cannot serialize {what}: {message}")]
+    Serialize {
+        /// What.
+        what: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Everything `render` makes: a bundle per node and the operator's files.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Rendered {
+    /// Node bundles, control plane first.
+    pub nodes: Vec<NodeBundle>,
+    /// Operator files relative to the output root (`cluster/admin.conf`), all 0600.
+    pub cluster_files: Vec<(PathBuf, NodeFile)>,
+    /// The etcd release flags were rendered for.
+    pub etcd_version: EtcdVersion,
+}
+
+impl Rendered {
+    /// A node's bundle.
+    pub fn node(&self, name: &str) -> Option<&NodeBundle> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// Writes every bundle and operator file under `out`, leaving identical files untouched.
+    pub fn write(&self, out: &Path) -> Result<WriteReport, Error> {
+        let mut report = WriteReport::default();
+        for (rel, f) in &self.cluster_files {
+            bundle::write_if_changed(out, rel, &f.contents, f.mode, &mut report)?;
+        }
+        for n in &self.nodes {
+            n.write(out, &mut report)?;
+        }
+        Ok(report)
+    }
+}
+
+/// The static pods of one control-plane node, and the command lines they run.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ControlPlane {
+    /// etcd's flags.
+    pub etcd: Flags,
+    /// kube-apiserver's flags.
+    pub apiserver: Flags,
+    /// kube-controller-manager's flags.
+    pub controller_manager: Flags,
+    /// kube-scheduler's flags.
+    pub scheduler: Flags,
+    /// The four pods: etcd, kube-apiserver, kube-controller-manager, kube-scheduler.
+    pub pods: Vec<Pod>,
+}
+
+/// The etcd release and image a spec renders for.
+pub fn etcd_release(spec: &ClusterSpec) -> Result<(EtcdVersion, String), Error> {
+    let rel = versions::release(&spec.kubernetes_version)?;
+    let tag = spec
+        .etcd
+        .image_tag
+        .clone()
+        .unwrap_or_else(|| rel.etcd_tag.to_owned());
+    let version = versions::etcd_version(spec.etcd.version, &tag)?;
+    Ok((version, staticpod::etcd_image(spec, &tag)))
+}
+
+/// The flags and static pods of one control-plane node in `layout`, every flag checked against
+/// its version's inventory.
+pub fn control_plane(
+    spec: &ClusterSpec,
+    node: &NodeSpec,
+    layout: &Layout,
+) -> Result<ControlPlane, Error> {
+    let rel = versions::release(&spec.kubernetes_version)?;
+    let (etcd_version, etcd_image) = etcd_release(spec)?;
+    let tag = spec.kubernetes_version.to_string();
+    let etcd = flags::etcd(spec, node, etcd_version, layout);
+    let apiserver = flags::kube_apiserver(spec, node, layout);
+    let controller_manager = flags::kube_controller_manager(spec, node, layout);
+    let scheduler = flags::kube_scheduler(spec, node, layout);
+    etcd.check(
+        &Inventory::etcd(etcd_version)?,
+        flags::extra_field(Binary::Etcd),
+        &spec.etcd.extra_args,
+    )?;
+    for (b, f, extra) in [
+        (Binary::ApiServer, &apiserver, &spec.api_server.extra_args),
+        (
+            Binary::ControllerManager,
+            &controller_manager,
+            &spec.controller_manager.extra_args,
+        ),
+        (Binary::Scheduler, &scheduler, &spec.scheduler.extra_args),
+    ] {
+        f.check(
+            &Inventory::kubernetes(b, rel.minor)?,
+            flags::extra_field(b),
+            extra,
+        )?;
+    }
+    let pods = vec![
+        staticpod::etcd(
+            spec,
+            node,
+            &etcd,
+            etcd_image,
+            staticpod::livez(etcd_version),
+        ),
+        staticpod::kube_apiserver(spec, node, &apiserver, &tag),
+        staticpod::kube_controller_manager(spec, node, &controller_manager, &tag),
+        staticpod::kube_scheduler(spec, node, &scheduler, &tag),
+    ];
+    Ok(ControlPlane {
+        etcd,
+        apiserver,
+        controller_manager,
+        scheduler,
+        pods,
+    })
+}
+
+fn yaml<T: serde::Serialize>(what: &str, v: &T) -> Result<String, Error> {
+    serde_norway::to_string(v).map_err(|e| Error::Serialize {
+        what: what.into(),
+        message: e.to_string(),
+    })
+}
+
+/// Renders every node's bundle and the operator's kubeconfigs from a spec and its PKI.
+pub fn render(spec: &ClusterSpec, pki: &Pki) -> Result<Rendered, Error> {
+    let (etcd_version, _) = etcd_release(spec)?;
+    let rel = versions::release(&spec.kubernetes_version)?;
+    let layout = Layout::machine(spec);
+    let ca = pki
+        .ca(CaId::Kubernetes)
+        .ok_or_else(|| Error::MissingPki("Kubernetes CA".into()))?
+        .cert_pem()
+        .to_owned();
+    let cluster_name = spec.name.as_str();
+    let kubeconfig = |leaf: &str, user: &str, server: &str| -> Result<NodeFile, Error> {
+        let l = pki
+            .leaf(leaf)
+            .ok_or_else(|| Error::MissingPki(format!("certificate {leaf}")))?;
+        let k = Kubeconfig::new(cluster_name, server, &ca, user, l.cert_pem(), l.key_pem());
+        Ok(NodeFile::new(
+            String::new(),
+            k.to_yaml().as_bytes(),
+            SECRET_MODE,
+        ))
+    };
+    let endpoint = spec.control_plane_url();
+    let mut cluster_files = Vec::new();
+    for (leaf, user) in [
+        ("admin", "kubernetes-admin"),
+        ("super-admin", "kubernetes-super-admin"),
+    ] {
+        cluster_files.push((
+            PathBuf::from(format!("cluster/{leaf}.conf")),
+            kubeconfig(leaf, user, &endpoint)?,
+        ));
+    }
+    let kubelet_config = yaml(
+        "KubeletConfiguration",
+        &kubelet::KubeletConfiguration::for_spec(spec),
+    )?;
+    let kubelet_inventory = Inventory::kubernetes(Binary::Kubelet, rel.minor)?;
+    let pki_files = pki.files();
+    let hosts = {
+        let mut h = String::from(
+            "127.0.0.1 localhost localhost.localdomain\n::1 localhost localhost.localdomain\n",
+        );
+        for line in spec.etc_hosts() {
+            h.push_str(&line);
+            h.push('\n');
+        }
+        h
+    };
+
+    let mut nodes = Vec::new();
+    for (node, role) in spec.nodes() {
+        let n = node.name.as_str();
+        let mut b = NodeBundle::new(n);
+        let prefix = Path::new("nodes").join(n);
+        for f in &pki_files {
+            if let Ok(rest) = f.path.strip_prefix(&prefix) {
+                let mode = if f.secret {
+                    SECRET_MODE
+                } else {
+                    frankenetes_pki::fsutil::PUBLIC_MODE
+                };
+                b.files.push(NodeFile::new(
+                    format!("/{}", rest.display()),
+                    f.contents.to_vec(),
+                    mode,
+                ));
+            }
+        }
+        if role == Role::ControlPlane {
+            let cp = control_plane(spec, node, &layout)?;
+            let names = [
+                "etcd",
+                "kube-apiserver",
+                "kube-controller-manager",
+                "kube-scheduler",
+            ];
+            for (pod, name) in cp.pods.iter().zip(names) {
+                b.files.push(NodeFile::new(
+                    format!("/etc/kubernetes/manifests/{name}.yaml"),
+                    yaml(name, pod)?,
+                    SECRET_MODE,
+                ));
+            }
+            let local = spec.local_api_url(node);
+            let mut f = kubeconfig(
+                &format!("{n}/controller-manager"),
+                "system:kube-controller-manager",
+                &local,
+            )?;
+            f.path = "/etc/kubernetes/controller-manager.conf".into();
+            b.files.push(f);
+            let mut f = kubeconfig(&format!("{n}/scheduler"), "system:kube-scheduler", &local)?;
+            f.path = "/etc/kubernetes/scheduler.conf".into();
+            b.files.push(f);
+            let mut f = kubeconfig("admin", "kubernetes-admin", &endpoint)?;
+            f.path = "/etc/kubernetes/admin.conf".into();
+            b.files.push(f);
+            for (name, binary, flags, after) in [
+                ("etcd", "etcd", &cp.etcd, vec!["network-online.target"]),
+                (
+                    "kube-apiserver",
+                    "kube-apiserver",
+                    &cp.apiserver,
+                    vec!["network-online.target", "frankenetes-etcd.service"],
+                ),
+                (
+                    "kube-controller-manager",
+                    "kube-controller-manager",
+                    &cp.controller_manager,
+                    vec!["frankenetes-kube-apiserver.service"],
+                ),
+                (
+                    "kube-scheduler",
+                    "kube-scheduler",
+                    &cp.scheduler,
+                    vec!["frankenetes-kube-apiserver.service"],
+                ),
+            ] {
+                let mut argv = vec![format!("/usr/local/bin/{binary}")];
+                argv.extend(flags.args());
+                b.units.push(Unit::service(
+                    &format!("frankenetes-{name}.service"),
+                    &format!("{name} as a plain process (instead of the kubelet's static pod)"),
+                    &argv,
+                    false,
+                    &after,
+                ));
+            }
+        }
+        // The kubelet: on control-plane nodes it talks to the local apiserver (kubeadm's
+        // ControlPlaneKubeletLocalMode, on by default since 1.33), elsewhere to the endpoint.
+        let kubelet_server = if role == Role::ControlPlane {
+            spec.local_api_url(node)
+        } else {
+            endpoint.clone()
+        };
+        let mut f = kubeconfig(
+            &format!("{n}/kubelet-client"),
+            &format!("system:node:{n}"),
+            &kubelet_server,
+        )?;
+        f.path = "/etc/kubernetes/kubelet.conf".into();
+        b.files.push(f);
+        let mut f = kubeconfig("kube-proxy", "system:kube-proxy", &endpoint)?;
+        f.path = "/var/lib/kube-proxy/kubeconfig.conf".into();
+        b.files.push(f);
+        b.files.push(NodeFile::new(
+            "/var/lib/kubelet/config.yaml",
+            kubelet_config.clone(),
+            frankenetes_pki::fsutil::PUBLIC_MODE,
+        ));
+        let kf = flags::kubelet(node, &layout);
+        kf.check(&kubelet_inventory, "kubelet flags", &Default::default())?;
+        let mut argv = vec!["/usr/bin/kubelet".to_owned()];
+        argv.extend(kf.args());
+        b.units.push(Unit::service(
+            "kubelet.service",
+            "kubelet: the Kubernetes node agent",
+            &argv,
+            true,
+            &["containerd.service"],
+        ));
+        let public = frankenetes_pki::fsutil::PUBLIC_MODE;
+        b.files
+            .push(NodeFile::new("/etc/hostname", format!("{n}\n"), public));
+        b.files
+            .push(NodeFile::new("/etc/hosts", hosts.clone(), public));
+        b.files.push(NodeFile::new(
+            "/etc/sysctl.d/90-kubernetes.conf",
+            "# Written by frankenetes: pods' traffic is routed and bridged through this node.\nnet.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\nnet.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\n",
+            public,
+        ));
+        b.files.push(NodeFile::new(
+            "/etc/modules-load.d/kubernetes.conf",
+            "# Written by frankenetes.\noverlay\nbr_netfilter\n",
+            public,
+        ));
+        b.files.sort_by(|x, y| x.path.cmp(&y.path));
+        nodes.push(b);
+    }
+    Ok(Rendered {
+        nodes,
+        cluster_files,
+        etcd_version,
+    })
+}

@@ -1,0 +1,72 @@
+//! Golden output: every static pod, kubeconfig (key material redacted), kubelet config and
+//! unit of a three-node spec, and the shape of each Ignition config.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+mod common;
+
+use frankenetes_manifests::Kubeconfig;
+
+fn redacted(yaml: &[u8]) -> String {
+    let mut k: Kubeconfig = serde_norway::from_slice(yaml).unwrap();
+    for c in &mut k.clusters {
+        c.cluster.certificate_authority_data = "<CA>".into();
+    }
+    for u in &mut k.users {
+        u.user.client_certificate_data = "<cert>".into();
+        u.user.client_key_data = "<key>".into();
+    }
+    serde_norway::to_string(&k).unwrap()
+}
+
+#[test]
+fn every_rendered_file_is_reviewed() {
+    let (_dir, rendered) = common::render_to_dir(&common::lab());
+    for node in &rendered.nodes {
+        for f in &node.files {
+            let name = format!("{}{}", node.name, f.path.replace('/', "__"));
+            let text = std::str::from_utf8(&f.contents).unwrap();
+            if f.path.starts_with("/etc/kubernetes/manifests/") || f.path.ends_with("config.yaml") {
+                insta::assert_snapshot!(name, text);
+            } else if f.path.ends_with(".conf") && f.path.starts_with("/etc/kubernetes")
+                || f.path.ends_with("kubeconfig.conf")
+            {
+                insta::assert_snapshot!(name, redacted(&f.contents));
+            } else if !f.path.contains("/pki/") && node.name == "control-01" {
+                insta::assert_snapshot!(name, text);
+            }
+        }
+        for u in &node.units {
+            insta::assert_snapshot!(format!("{}__unit__{}", node.name, u.name), u.to_string());
+        }
+        // Ignition: which paths, with which modes, and which units, enabled or not.
+        let ign: serde_json::Value =
+            serde_json::from_str(&frankenetes_manifests::ignition::to_ignition(node)).unwrap();
+        let shape: Vec<String> = ign["storage"]["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                format!(
+                    "{:o} {}",
+                    f["mode"].as_u64().unwrap(),
+                    f["path"].as_str().unwrap()
+                )
+            })
+            .chain(
+                ign["systemd"]["units"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|u| format!("unit {} enabled={}", u["name"], u["enabled"])),
+            )
+            .collect();
+        insta::assert_snapshot!(format!("{}__ignition_shape", node.name), shape.join("\n"));
+    }
+    for (path, f) in &rendered.cluster_files {
+        insta::assert_snapshot!(
+            path.display().to_string().replace('/', "__"),
+            redacted(&f.contents)
+        );
+    }
+}
