@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The main job (README, first line): make the example cluster's PKI and check it.
+# The main job (README, first line): a real local control plane from cluster.yaml — a
+# three-member etcd cluster with mutual TLS on 127.0.0.11-13 (plus the apiserver tier when
+# kube-apiserver, kube-controller-manager and kube-scheduler are in $FRANKENETES_BIN_DIR or PATH),
+# healthy, with its status shown. Stop it with: frankenetes down -f cluster.yaml
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out="${1:-out}"
+./scripts/install-deps.sh
 cargo build --release --locked -q -p frankenetes
 bin="${CARGO_TARGET_DIR:-target}/release/frankenetes"
-"$bin" pki -f cluster.yaml -o "$out"
-"$bin" pki check "$out"
+"$bin" up -f cluster.yaml "$@"
+"$bin" status -f cluster.yaml
+echo "stop it with: $bin down -f cluster.yaml"

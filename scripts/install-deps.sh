@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the example need on a fresh Debian machine, only what is missing:
 #   etcd, etcdctl (Debian etcd-server, etcd-client: 3.4), openssl, ignition-validate (ignition),
-#   kubectl (kubernetes-client).
+#   kubectl (kubernetes-client), protoc (protobuf-compiler: building etcd's gRPC client).
 # Safe to run again; needs root (or sudo) only when something is missing.
 set -euo pipefail
 
@@ -11,6 +11,7 @@ command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v ignition-validate >/dev/null 2>&1 || need+=(ignition)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -14,5 +14,8 @@
 
 #![deny(missing_docs)]
 
+pub use frankenetes_bootstrap as bootstrap;
+pub use frankenetes_compute as compute;
+pub use frankenetes_manifests as manifests;
 pub use frankenetes_pki as pki;
 pub use frankenetes_spec as spec;

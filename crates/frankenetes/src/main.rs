@@ -77,6 +77,63 @@ enum Command {
     /// DIR/nodes/<name>.ign holds the same content for Fedora CoreOS. Re-running is
     /// idempotent like `pki`: existing certificates are kept, unchanged files are not touched.
     Render(RenderArgs),
+    /// Bring the cluster up (backend local: supervised processes on this machine), or converge
+    /// it if it is partly up. Idempotent; Ctrl-C leaves a state that `up` resumes and `down`
+    /// cleans.
+    ///
+    /// The etcd tier always comes up (etcd from PATH; Debian: etcd-server). The apiserver tier
+    /// comes up when kube-apiserver, kube-controller-manager and kube-scheduler are found in
+    /// --bin-dir or PATH; otherwise `up` says which are missing and exits 0 with etcd healthy.
+    Up(UpArgs),
+    /// Show each unit's state, PID and health.
+    Status(ClusterArgs),
+    /// Stop every process of the cluster (by PID) and report what was removed. Data, PKI and
+    /// bundles stay in the cluster directory (remove it to forget the cluster).
+    Down(ClusterArgs),
+    /// Snapshot etcd, then stop every unit, keeping its data.
+    Pause(ClusterArgs),
+    /// Start every unit again, restoring the newest snapshot if a member's data is gone.
+    Resume(ClusterArgs),
+    /// Stream an etcd snapshot to FILE (atomically, with FILE.sha256).
+    Snapshot(SnapshotArgs),
+    /// Rebuild every etcd member from FILE (its checksum is verified first).
+    Restore(SnapshotArgs),
+}
+
+#[derive(Debug, Args)]
+struct ClusterArgs {
+    /// The cluster spec.
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "cluster.yaml",
+        default_value = "cluster.yaml"
+    )]
+    file: PathBuf,
+    /// The cluster's working directory (PKI, bundles, etcd data, logs, state).
+    /// Default: .frankenetes/<cluster name> next to the spec.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Where kube-apiserver, kube-controller-manager and kube-scheduler are (else PATH).
+    #[arg(long, value_name = "DIR", env = "FRANKENETES_BIN_DIR")]
+    bin_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct UpArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// How long each health gate waits, e.g. 90s.
+    #[arg(long, default_value = "90s", value_name = "DURATION")]
+    timeout: GoDuration,
+}
+
+#[derive(Debug, Args)]
+struct SnapshotArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// The snapshot file.
+    file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -258,6 +315,13 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         }
         Command::Plan(a) => plan(&a.file),
         Command::Render(a) => render(&a.file, &a.out, a.renew),
+        Command::Up(a) => cluster_cmd(&a.cluster, Some(a.timeout), Op::Up),
+        Command::Status(a) => cluster_cmd(&a, None, Op::Status),
+        Command::Down(a) => cluster_cmd(&a, None, Op::Down),
+        Command::Pause(a) => cluster_cmd(&a, None, Op::Pause),
+        Command::Resume(a) => cluster_cmd(&a, None, Op::Resume),
+        Command::Snapshot(a) => cluster_cmd(&a.cluster, None, Op::Snapshot(a.file)),
+        Command::Restore(a) => cluster_cmd(&a.cluster, None, Op::Restore(a.file)),
         Command::Pki(PkiCommand {
             sub: Some(PkiSub::Check { dir, file, within }),
             ..
@@ -509,4 +573,104 @@ fn plan(file: &Path) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Ok)
+}
+
+enum Op {
+    Up,
+    Status,
+    Down,
+    Pause,
+    Resume,
+    Snapshot(PathBuf),
+    Restore(PathBuf),
+}
+
+fn print_event(e: &frankenetes::bootstrap::Event) {
+    use frankenetes::bootstrap::Event;
+    match e {
+        Event::Started(p) => eprintln!("==> {p}"),
+        Event::Done(p, d) => eprintln!("    {p}: done in {d:.1?}"),
+        Event::Waiting(p, what) => eprintln!("    {p}: waiting: {what}"),
+        Event::Warning(w) => eprintln!("warning: {w}"),
+        Event::Info(i) => eprintln!("    {i}"),
+        _ => eprintln!("    {e:?}"),
+    }
+}
+
+fn cluster_cmd(a: &ClusterArgs, timeout: Option<GoDuration>, op: Op) -> anyhow::Result<Outcome> {
+    use frankenetes::bootstrap::{Cluster, LocalBackend, Options};
+    let spec = load_spec(&a.file)?;
+    let dir = a.dir.clone().unwrap_or_else(|| {
+        a.file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .join(".frankenetes")
+            .join(spec.name.as_str())
+    });
+    // Processes outlive this command: give them absolute paths.
+    let dir = std::path::absolute(&dir).with_context(|| format!("{}", dir.display()))?;
+    let mut opts = Options::new(&dir)
+        .bin_dir(a.bin_dir.clone())
+        .on_event(print_event);
+    if let Some(t) = timeout {
+        opts = opts.gate_timeout(t.get());
+    }
+    let cluster = Cluster::new(spec, LocalBackend::new(dir.join("run")), opts);
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async {
+        match op {
+            Op::Up => {
+                // Registered before any work starts, so an early Ctrl-C is caught too.
+                let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).context("cannot catch SIGINT")?;
+                let report = tokio::select! {
+                    r = cluster.up() => r?,
+                    _ = interrupt.recv() => {
+                        eprintln!("interrupted: what started keeps running; `frankenetes up` resumes, `frankenetes down` cleans up");
+                        return Ok(Outcome::Problems);
+                    }
+                };
+                outln!("{}", cluster.status().await?.table().trim_end());
+                outln!("admin kubeconfig: {}", report.admin_kubeconfig.display());
+                outln!("cluster directory: {} (logs under run/units/*/)", dir.display());
+                Ok(Outcome::Ok)
+            }
+            Op::Status => {
+                let s = cluster.status().await?;
+                out!("{}", s.table());
+                Ok(if s.components.is_empty() || s.etcd_healthy { Outcome::Ok } else { Outcome::Problems })
+            }
+            Op::Down => {
+                let removed = cluster.down().await?;
+                if removed.is_empty() {
+                    outln!("nothing was running");
+                }
+                for r in &removed {
+                    outln!("stopped and removed {r}");
+                }
+                outln!("data, PKI and bundles kept in {}", dir.display());
+                Ok(Outcome::Ok)
+            }
+            Op::Pause => {
+                let f = cluster.pause().await?;
+                outln!("snapshot {} taken; every unit stopped (data kept)", f.display());
+                Ok(Outcome::Ok)
+            }
+            Op::Resume => {
+                cluster.resume().await?;
+                out!("{}", cluster.status().await?.table());
+                Ok(Outcome::Ok)
+            }
+            Op::Snapshot(f) => {
+                let sum = cluster.snapshot(&f).await?;
+                outln!("{} (sha256 {sum})", f.display());
+                Ok(Outcome::Ok)
+            }
+            Op::Restore(f) => {
+                cluster.restore(&f).await?;
+                outln!("restored every member from {}", f.display());
+                Ok(Outcome::Ok)
+            }
+        }
+    })
 }

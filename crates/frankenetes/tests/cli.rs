@@ -130,3 +130,96 @@ fn stale_certificates_exit_1_until_renewed() {
     let unknown = bin(&["pki", "renew", "out", "nope"], d);
     assert_eq!(unknown.status.code(), Some(2));
 }
+
+/// `up` → `status` → interrupted `up` → `down`: no process left, no port bound.
+#[test]
+fn up_status_sigint_down_leaves_nothing_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = "apiVersion: frankenetes.dev/v1alpha1\nkind: Cluster\nmetadata: {name: clitest}\nspec:\n  kubernetesVersion: v1.35.0\n  controlPlane:\n    - {name: control-01, ip: 127.0.0.81}\n    - {name: control-02, ip: 127.0.0.82}\n    - {name: control-03, ip: 127.0.0.83}\n";
+    std::fs::write(d.join("cluster.yaml"), spec).unwrap();
+    let env_bin = ["--bin-dir", "no-such-dir"];
+    // Whatever happens, stop what the test started.
+    struct Down<'a>(&'a Path);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = bin(&["down", "-f", "cluster.yaml"], self.0);
+        }
+    }
+    let _down = Down(d);
+    // Interrupt a first `up` while it waits for etcd.
+    let child = Command::new(env!("CARGO_BIN_EXE_frankenetes"))
+        .args(["up", "-f", "cluster.yaml"])
+        .args(env_bin)
+        .current_dir(d)
+        .env("PATH", std::env::var("PATH").unwrap())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let units = d.join(".frankenetes/clitest/run/units");
+    let start = std::time::Instant::now();
+    while !units.join("etcd-control-01").exists()
+        && start.elapsed() < std::time::Duration::from_secs(20)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let interrupted = child.wait_with_output().unwrap();
+    // Either it was interrupted mid-way (exit 1) or it had just finished (exit 0).
+    assert!(
+        matches!(interrupted.status.code(), Some(0 | 1)),
+        "{}",
+        text(&interrupted)
+    );
+    // `up` again resumes and converges.
+    let up = bin(&["up", "-f", "cluster.yaml", "--bin-dir", "no-such-dir"], d);
+    let out = text(&up);
+    assert_eq!(up.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("kube-apiserver, kube-controller-manager, kube-scheduler not found"),
+        "{out}"
+    );
+    let status = bin(&["status", "-f", "cluster.yaml"], d);
+    assert!(status.status.success(), "{}", text(&status));
+    assert_eq!(
+        text(&status).matches("healthy (cluster)").count(),
+        3,
+        "{}",
+        text(&status)
+    );
+    let pids: Vec<i32> = text(&status)
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
+        .collect();
+    assert_eq!(pids.len(), 3);
+    let down = bin(&["down", "-f", "cluster.yaml"], d);
+    assert!(down.status.success(), "{}", text(&down));
+    assert_eq!(
+        text(&down)
+            .matches("stopped and removed etcd-control-0")
+            .count(),
+        3,
+        "{}",
+        text(&down)
+    );
+    for p in pids {
+        assert!(
+            !Path::new(&format!("/proc/{p}")).exists(),
+            "pid {p} still running after down"
+        );
+    }
+    for port in ["127.0.0.81:2379", "127.0.0.82:2380", "127.0.0.83:2379"] {
+        assert!(
+            std::net::TcpListener::bind(port).is_ok(),
+            "{port} still bound"
+        );
+    }
+    let again = bin(&["down", "-f", "cluster.yaml"], d);
+    assert!(again.status.success() && text(&again).contains("nothing was running"));
+}

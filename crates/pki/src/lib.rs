@@ -59,7 +59,7 @@
 //! [`SyncOptions::renew`]. A corrupted PEM or a key that does not match its certificate is an
 //! [`Error`] naming the file, and nothing is written. A second run changes no byte.
 //!
-//! [`check`] and [`renew`] work on a directory alone, like `kubeadm certs check-expiration`
+//! [`check()`] and [`renew()`] work on a directory alone, like `kubeadm certs check-expiration`
 //! and `kubeadm certs renew`; they also accept a bare kubeadm `/etc/kubernetes/pki`.
 
 #![deny(missing_docs)]

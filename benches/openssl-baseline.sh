@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# Times the whole 3-node PKI made the way hand-written guides do it (one `openssl` process per
+# step: genpkey, req, x509 -req with an extfile for each certificate) against
+# `frankenetes pki -f <spec> -o <dir>` making the same set, for ECDSA P-256 and RSA-2048, and
+# prints the medians and their ratio side by side.
+#
+#   benches/openssl-baseline.sh [--reps N]
+#
+# The set, on both sides: kubeadm's three CAs; for each of control-01..03 apiserver (with its
+# SANs), apiserver-kubelet-client, apiserver-etcd-client, front-proxy-client, etcd/server,
+# etcd/peer (SANs), etcd/healthcheck-client, controller-manager, scheduler and kubelet-client;
+# worker-01's kubelet-client; admin, super-admin, kube-proxy; the service-account key pair; and
+# the copies of the CAs and sa keys on the nodes (frankenetes' layout: cluster/pki, nodes/...).
+# 37 certificates, 38 keys. The openssl run is sequential, as a guide's commands are.
+set -euo pipefail
+export LC_ALL=C # EPOCHREALTIME and awk with a decimal point
+
+usage() {
+    echo "usage: $0 [--reps N]   (default 5 repetitions of each side, interleaved; the median is reported)"
+}
+
+reps=5
+while (($# > 0)); do
+    case "$1" in
+    --reps)
+        [[ $# -ge 2 && "$2" =~ ^[1-9][0-9]*$ ]] || { usage >&2; exit 2; }
+        reps="$2"
+        shift 2
+        ;;
+    --reps=*)
+        reps="${1#--reps=}"
+        [[ "$reps" =~ ^[1-9][0-9]*$ ]] || { usage >&2; exit 2; }
+        shift
+        ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    *)
+        usage >&2
+        exit 2
+        ;;
+    esac
+done
+
+if [[ -z "${EPOCHREALTIME:-}" ]]; then
+    echo "$0: needs bash 5 or later (EPOCHREALTIME)" >&2
+    exit 2
+fi
+command -v openssl >/dev/null || { echo "$0: openssl not found (apt-get install openssl)" >&2; exit 2; }
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+work="$(mktemp -d "${TMPDIR:-/tmp}/frankenetes-openssl-baseline.XXXXXX")"
+cleanup() { rm -rf -- "$work"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- the CLI, in release -------------------------------------------------------------------
+echo "building: cargo build --release -p frankenetes" >&2
+(cd "$repo" && cargo build --release --quiet -p frankenetes)
+if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
+    target_dir="$CARGO_TARGET_DIR"
+else
+    # Honours a target-dir set in .cargo/config.toml too.
+    target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
+        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+fi
+[[ "$target_dir" = /* ]] || target_dir="$repo/$target_dir"
+frankenetes="$target_dir/release/frankenetes"
+[[ -x "$frankenetes" ]] || { echo "$0: $frankenetes was not built" >&2; exit 1; }
+
+# --- the cluster ---------------------------------------------------------------------------
+control_plane=(control-01 control-02 control-03)
+declare -A ip=([control-01]=127.0.0.11 [control-02]=127.0.0.12 [control-03]=127.0.0.13 [worker-01]=127.0.0.21)
+workers=(worker-01)
+service_ip=10.96.0.1 # the first address of serviceCIDR 10.96.0.0/16
+endpoint_ip="${ip[control-01]}"
+domain=cluster.local
+
+write_spec() { # <algorithm> <file>
+    cat >"$2" <<EOF
+apiVersion: frankenetes.dev/v1alpha1
+kind: Cluster
+metadata:
+  name: kubelius
+spec:
+  kubernetesVersion: v1.35.0
+  network:
+    serviceCIDR: 10.96.0.0/16
+    podCIDR: 10.244.0.0/16
+    dnsDomain: $domain
+  pki:
+    caMode: kubeadm
+    keyAlgorithm: $1
+    caValidity: 87600h
+    certValidity: 8760h
+  controlPlane:
+    - { name: control-01, ip: ${ip[control-01]} }
+    - { name: control-02, ip: ${ip[control-02]} }
+    - { name: control-03, ip: ${ip[control-03]} }
+  workers:
+    - { name: worker-01, ip: ${ip[worker-01]} }
+  backend:
+    local: {}
+EOF
+}
+
+# --- the openssl way -----------------------------------------------------------------------
+# Everything below the timer runs in this shell: the only processes are openssl's, one mkdir
+# and one cp per node (the CA and sa copies), as a guide's `scp` step would be.
+openssl_processes=0
+ossl() {
+    openssl_processes=$((openssl_processes + 1))
+    openssl "$@"
+}
+
+keygen() { # <key file>
+    case "$alg" in
+    ecdsa-p256) ossl genpkey -quiet -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" ;;
+    rsa-2048) ossl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1" ;;
+    esac
+}
+
+ca() { # <base path> <common name>
+    keygen "$1.key"
+    ossl req -x509 -new -sha256 -key "$1.key" -subj "/CN=$2" -days 3650 -out "$1.crt" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,digitalSignature,keyCertSign,cRLSign" \
+        -addext "subjectAltName=DNS:$2"
+}
+
+# <base path> <issuer base path> <subject> <serverAuth|clientAuth|serverAuth,clientAuth> [SANs]
+leaf() {
+    local base="$1" issuer="$2" subject="$3" eku="$4" sans="${5:-}" scratch
+    scratch="$tmp/${base//\//_}"
+    local key_usage=digitalSignature
+    [[ "$alg" == rsa-* ]] && key_usage="digitalSignature,keyEncipherment"
+    {
+        echo "basicConstraints=critical,CA:FALSE"
+        echo "keyUsage=critical,$key_usage"
+        echo "extendedKeyUsage=$eku"
+        echo "subjectKeyIdentifier=hash"
+        echo "authorityKeyIdentifier=keyid"
+        [[ -z "$sans" ]] || echo "subjectAltName=$sans"
+    } >"$scratch.ext"
+    keygen "$base.key"
+    ossl req -new -key "$base.key" -subj "$subject" -out "$scratch.csr"
+    # x509 -req chatters on stderr ("Certificate request self-signature ok"): shown on failure only.
+    ossl x509 -req -sha256 -in "$scratch.csr" -CA "$issuer.crt" -CAkey "$issuer.key" -days 365 \
+        -extfile "$scratch.ext" -out "$base.crt" 2>"$scratch.log" || { cat "$scratch.log" >&2; return 1; }
+}
+
+openssl_set() { # <output dir>; uses $alg
+    local out="$1" cluster="$1/cluster/pki" n d sans dirs=()
+    tmp="$out.scratch" # CSRs and extfiles, outside the output
+    dirs+=("$tmp" "$cluster/etcd")
+    for n in "${control_plane[@]}"; do dirs+=("$out/nodes/$n/etc/kubernetes/pki/etcd"); done
+    for n in "${control_plane[@]}" "${workers[@]}"; do dirs+=("$out/nodes/$n/var/lib/kubelet/pki"); done
+    for n in "${workers[@]}"; do dirs+=("$out/nodes/$n/etc/kubernetes/pki"); done
+    mkdir -p "${dirs[@]}"
+
+    ca "$cluster/ca" kubernetes
+    ca "$cluster/etcd/ca" etcd-ca
+    ca "$cluster/front-proxy-ca" front-proxy-ca
+    keygen "$cluster/sa.key"
+    ossl pkey -in "$cluster/sa.key" -pubout -out "$cluster/sa.pub"
+
+    for n in "${control_plane[@]}"; do
+        d="$out/nodes/$n/etc/kubernetes/pki"
+        sans="DNS:$n,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.$domain,IP:$service_ip,IP:${ip[$n]}"
+        # The control-plane endpoint: the first node's address:6443 when the spec names none.
+        [[ "${ip[$n]}" == "$endpoint_ip" ]] || sans+=",IP:$endpoint_ip"
+        leaf "$d/apiserver" "$cluster/ca" "/CN=kube-apiserver" serverAuth "$sans"
+        leaf "$d/apiserver-kubelet-client" "$cluster/ca" "/O=kubeadm:cluster-admins/CN=kube-apiserver-kubelet-client" clientAuth
+        leaf "$d/apiserver-etcd-client" "$cluster/etcd/ca" "/CN=kube-apiserver-etcd-client" clientAuth
+        leaf "$d/front-proxy-client" "$cluster/front-proxy-ca" "/CN=front-proxy-client" clientAuth
+        leaf "$d/etcd/server" "$cluster/etcd/ca" "/CN=$n" serverAuth,clientAuth \
+            "DNS:$n,DNS:localhost,IP:${ip[$n]},IP:127.0.0.1,IP:::1"
+        leaf "$d/etcd/peer" "$cluster/etcd/ca" "/CN=$n" serverAuth,clientAuth \
+            "DNS:$n,DNS:localhost,IP:${ip[$n]},IP:127.0.0.1,IP:::1"
+        leaf "$d/etcd/healthcheck-client" "$cluster/etcd/ca" "/CN=kube-etcd-healthcheck-client" clientAuth
+        leaf "$d/controller-manager" "$cluster/ca" "/CN=system:kube-controller-manager" clientAuth
+        leaf "$d/scheduler" "$cluster/ca" "/CN=system:kube-scheduler" clientAuth
+    done
+    for n in "${control_plane[@]}" "${workers[@]}"; do
+        leaf "$out/nodes/$n/var/lib/kubelet/pki/kubelet-client" "$cluster/ca" "/O=system:nodes/CN=system:node:$n" clientAuth
+    done
+    leaf "$cluster/admin" "$cluster/ca" "/O=kubeadm:cluster-admins/CN=kubernetes-admin" clientAuth
+    leaf "$cluster/super-admin" "$cluster/ca" "/O=system:masters/CN=kubernetes-super-admin" clientAuth
+    leaf "$cluster/kube-proxy" "$cluster/ca" "/CN=system:kube-proxy" clientAuth
+
+    # The copies: every CA (with its key) and the sa keys on each control-plane node, ca.crt on
+    # workers. `cd` is a builtin; one cp per node.
+    cd "$cluster"
+    for n in "${control_plane[@]}"; do
+        cp --parents ca.crt ca.key etcd/ca.crt etcd/ca.key front-proxy-ca.crt front-proxy-ca.key \
+            sa.key sa.pub "$out/nodes/$n/etc/kubernetes/pki/"
+    done
+    for n in "${workers[@]}"; do cp ca.crt "$out/nodes/$n/etc/kubernetes/pki/"; done
+    cd "$work"
+}
+
+# --- measuring -----------------------------------------------------------------------------
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", b - a }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+distinct() { # <dir> <name pattern>: files with distinct contents
+    find "$1" -type f -name "$2" -exec sha256sum {} + | awk '{ print $1 }' | sort -u | wc -l
+}
+files() { find "$1" -type f | wc -l; }
+
+declare -A goal=([ecdsa-p256]=50 [rsa-2048]=4)
+rows=()
+counts=()
+cd "$work"
+for alg in ecdsa-p256 rsa-2048; do
+    spec="$work/cluster-$alg.yaml"
+    write_spec "$alg" "$spec"
+    ossl_times=()
+    cli_times=()
+    for ((i = 1; i <= reps; i++)); do
+        echo "$alg: repetition $i/$reps" >&2
+        o="$work/openssl-$alg-$i"
+        openssl_processes=0
+        t0="$EPOCHREALTIME"
+        openssl_set "$o"
+        t1="$EPOCHREALTIME"
+        ossl_times+=("$(elapsed "$t0" "$t1")")
+
+        f="$work/frankenetes-$alg-$i"
+        t0="$EPOCHREALTIME"
+        "$frankenetes" pki -f "$spec" -o "$f" >/dev/null
+        t1="$EPOCHREALTIME"
+        cli_times+=("$(elapsed "$t0" "$t1")")
+
+        if ((i == 1)); then
+            # Is the openssl set the same set? frankenetes checks it against the spec.
+            if "$frankenetes" pki check -f "$spec" "$o" >"$work/check-$alg.txt" 2>&1; then
+                same=yes
+            else
+                same="NO (see below)"
+                cat "$work/check-$alg.txt" >&2
+            fi
+            counts+=("$(printf '%-11s %-11s %5s %5s %6s %10s   %s' "$alg" openssl \
+                "$(distinct "$o" '*.crt')" "$(distinct "$o" '*.key')" "$(files "$o")" "$openssl_processes" \
+                "passes \`frankenetes pki check -f spec\`: $same")")
+            counts+=("$(printf '%-11s %-11s %5s %5s %6s %10s' "$alg" frankenetes \
+                "$(distinct "$f" '*.crt')" "$(distinct "$f" '*.key')" "$(files "$f")" 1)")
+        fi
+        rm -rf -- "$o" "$o.scratch" "$f"
+    done
+    om="$(median "${ossl_times[@]}")"
+    fm="$(median "${cli_times[@]}")"
+    rows+=("$(awk -v a="$alg" -v o="$om" -v f="$fm" -v g="${goal[$alg]}" 'BEGIN {
+        r = o / f
+        printf "%-11s %14.3f %18.4f %9.1fx %6dx  %s", a, o, f, r, g, (r >= g ? "yes" : "NO")
+    }')")
+done
+
+echo
+echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1); $(openssl version | cut -d' ' -f1-2); $reps repetitions, medians"
+echo
+printf '%-11s %-11s %5s %5s %6s %10s\n' algorithm made-by certs keys files processes
+printf '%s\n' "${counts[@]}"
+echo
+printf '%-11s %14s %18s %10s %7s  %s\n' algorithm "openssl (s)" "frankenetes (s)" ratio goal met
+printf '%s\n' "${rows[@]}"

@@ -1,0 +1,218 @@
+//! etcd over its v3 API with mutual TLS: health (member list, status, a put/get/delete probe),
+//! and snapshots streamed to a file with a checksum.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::Error;
+
+/// The files a client authenticates with.
+#[derive(Debug, Clone)]
+pub struct EtcdAuth {
+    /// The etcd CA.
+    pub ca: PathBuf,
+    /// Client certificate (the healthcheck client's).
+    pub cert: PathBuf,
+    /// Client key.
+    pub key: PathBuf,
+}
+
+impl EtcdAuth {
+    /// kubeadm's healthcheck client in a PKI directory (`.../etc/kubernetes/pki`).
+    pub fn healthcheck(pki_dir: &Path) -> Self {
+        Self {
+            ca: pki_dir.join("etcd/ca.crt"),
+            cert: pki_dir.join("etcd/healthcheck-client.crt"),
+            key: pki_dir.join("etcd/healthcheck-client.key"),
+        }
+    }
+}
+
+fn read(p: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(p).map_err(|source| Error::Io {
+        path: p.to_owned(),
+        source,
+    })
+}
+
+/// Connects to `endpoints` (`https://ip:2379`) with mutual TLS.
+pub async fn connect(
+    endpoints: &[String],
+    auth: &EtcdAuth,
+    timeout: Duration,
+) -> Result<Client, Error> {
+    crate::install_crypto_provider();
+    let tls = TlsOptions::new()
+        .ca_certificate(Certificate::from_pem(read(&auth.ca)?))
+        .identity(Identity::from_pem(read(&auth.cert)?, read(&auth.key)?));
+    let opts = ConnectOptions::new()
+        .with_tls(tls)
+        .with_connect_timeout(timeout)
+        .with_timeout(timeout);
+    Client::connect(endpoints, Some(opts))
+        .await
+        .map_err(|e| Error::Etcd(format!("cannot connect to {}: {e}", endpoints.join(","))))
+}
+
+/// What a health check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EtcdHealth {
+    /// Member names the cluster reports (started members only).
+    pub members: Vec<String>,
+    /// Per endpoint: its status answer or the error.
+    pub endpoints: Vec<(String, Result<String, String>)>,
+    /// Whether a put/get/delete of a probe key went through.
+    pub probe_ok: bool,
+}
+
+impl EtcdHealth {
+    /// Whether `expected` members are started, every endpoint answers, and the probe worked.
+    pub fn is_healthy(&self, expected: usize) -> bool {
+        self.members.len() == expected
+            && self.endpoints.iter().all(|(_, r)| r.is_ok())
+            && self.probe_ok
+    }
+}
+
+/// Checks the cluster: member list, each endpoint's status, and a probe key written, read
+/// back and deleted.
+pub async fn health(endpoints: &[String], auth: &EtcdAuth) -> Result<EtcdHealth, Error> {
+    let timeout = Duration::from_secs(3);
+    let mut client = connect(endpoints, auth, timeout).await?;
+    let list = client
+        .member_list()
+        .await
+        .map_err(|e| Error::Etcd(format!("member list: {e}")))?;
+    let members = list
+        .members()
+        .iter()
+        .filter(|m| !m.name().is_empty())
+        .map(|m| m.name().to_owned())
+        .collect();
+    let mut per = Vec::new();
+    for ep in endpoints {
+        let r = match connect(std::slice::from_ref(ep), auth, timeout).await {
+            Ok(mut c) => c
+                .status()
+                .await
+                .map(|s| format!("leader {:x}, raft index {}", s.leader(), s.raft_index()))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        per.push((ep.clone(), r));
+    }
+    let key = "/frankenetes/health-probe";
+    let probe_ok = async {
+        client.put(key, "ok", None).await.ok()?;
+        let got = client.get(key, None).await.ok()?;
+        let ok = got.kvs().first().is_some_and(|kv| kv.value() == b"ok");
+        client.delete(key, None).await.ok()?;
+        Some(ok)
+    }
+    .await
+    .unwrap_or(false);
+    Ok(EtcdHealth {
+        members,
+        endpoints: per,
+        probe_ok,
+    })
+}
+
+/// Streams a snapshot from `endpoint` to `file`: written to a temporary file, checked against
+/// the stream's own end, renamed into place, with `<file>.sha256` beside it. Returns the
+/// SHA-256 (hex).
+pub async fn snapshot(endpoint: &str, auth: &EtcdAuth, file: &Path) -> Result<String, Error> {
+    let mut client = connect(&[endpoint.to_owned()], auth, Duration::from_secs(10)).await?;
+    let mut stream = client
+        .snapshot()
+        .await
+        .map_err(|e| Error::Etcd(format!("snapshot: {e}")))?;
+    let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
+    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+            path: parent.to_owned(),
+            source,
+        })?;
+    }
+    let mut out = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(|source| Error::Io {
+            path: tmp.clone(),
+            source,
+        })?;
+    let mut hash = Sha256::new();
+    let mut total = 0u64;
+    let mut finished = false;
+    let result: Result<(), Error> = async {
+        while let Some(msg) = stream
+            .message()
+            .await
+            .map_err(|e| Error::Etcd(format!("snapshot stream: {e}")))?
+        {
+            let blob = msg.blob();
+            hash.update(blob);
+            total += blob.len() as u64;
+            out.write_all(blob).await.map_err(|source| Error::Io {
+                path: tmp.clone(),
+                source,
+            })?;
+            if msg.remaining_bytes() == 0 {
+                finished = true;
+            }
+        }
+        out.sync_all().await.map_err(|source| Error::Io {
+            path: tmp.clone(),
+            source,
+        })?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    if !finished || total == 0 {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::Etcd("the snapshot stream ended early".into()));
+    }
+    std::fs::rename(&tmp, file).map_err(|source| Error::Io {
+        path: file.to_owned(),
+        source,
+    })?;
+    let digest: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let sum = PathBuf::from(format!("{}.sha256", file.display()));
+    frankenetes_pki::fsutil::write_atomic(&sum, format!("{digest}  {name}\n").as_bytes(), 0o644)
+        .map_err(|e| Error::Etcd(e.to_string()))?;
+    Ok(digest)
+}
+
+/// Checks a snapshot against its `.sha256` file.
+pub fn verify_snapshot(file: &Path) -> Result<String, Error> {
+    let bytes = read(file)?;
+    let digest: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let sum_path = PathBuf::from(format!("{}.sha256", file.display()));
+    let want = std::fs::read_to_string(&sum_path).map_err(|source| Error::Io {
+        path: sum_path.clone(),
+        source,
+    })?;
+    if want.split_whitespace().next() != Some(digest.as_str()) {
+        return Err(Error::Snapshot(format!(
+            "{}: checksum does not match {}",
+            file.display(),
+            sum_path.display()
+        )));
+    }
+    Ok(digest)
+}

@@ -1,0 +1,291 @@
+//! The local backend and the sequencer with a real etcd: conformance, up/down/up with data
+//! kept, a member killed while writing, snapshot → wipe → restore, pause and resume.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+use std::path::Path;
+use std::time::Duration;
+
+use frankenetes_bootstrap::local::process_alive;
+use frankenetes_bootstrap::{Cluster, LocalBackend, Options, etcd};
+use frankenetes_compute::{ClusterTag, ContainerSpec, UnitSpec};
+use frankenetes_spec::ClusterSpec;
+
+fn require(tool: &str, package: &str) {
+    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .any(|d| d.join(tool).is_file());
+    assert!(
+        found,
+        "`{tool}` is not installed: run ./scripts/install-deps.sh (or apt-get install {package})"
+    );
+}
+
+/// Stops every process the test started, also when it fails.
+struct Guard(LocalBackend);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.0.stop_all();
+    }
+}
+
+fn spec(name: &str, base: u8) -> ClusterSpec {
+    let yaml = format!(
+        "apiVersion: frankenetes.dev/v1alpha1\nkind: Cluster\nmetadata: {{name: {name}}}\nspec:\n  kubernetesVersion: v1.35.0\n  controlPlane:\n    \
+         - {{name: control-01, ip: 127.0.0.{}}}\n    - {{name: control-02, ip: 127.0.0.{}}}\n    - {{name: control-03, ip: 127.0.0.{}}}\n",
+        base,
+        base + 1,
+        base + 2
+    );
+    ClusterSpec::from_yaml(&yaml).unwrap().spec
+}
+
+fn cluster(name: &str, base: u8, dir: &Path) -> (Cluster<LocalBackend>, Guard) {
+    require("etcd", "etcd-server");
+    require("etcdctl", "etcd-client");
+    let opts = Options::new(dir)
+        .bin_dir(Some(dir.join("no-kube-binaries")))
+        .gate_timeout(Duration::from_secs(60));
+    // Kubernetes binaries are looked up in PATH too; keep this test about the etcd tier.
+    let c = Cluster::new(spec(name, base), LocalBackend::new(dir.join("run")), opts);
+    (c, Guard(LocalBackend::new(dir.join("run"))))
+}
+
+async fn client(c: &Cluster<LocalBackend>) -> etcd_client::Client {
+    let (eps, auth) = c.etcd_access().unwrap();
+    etcd::connect(&eps, &auth, Duration::from_secs(5))
+        .await
+        .unwrap()
+}
+
+fn pids(dir: &Path) -> Vec<i32> {
+    let mut out = Vec::new();
+    for unit in std::fs::read_dir(dir.join("run/units"))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+    {
+        for f in std::fs::read_dir(unit.path())
+            .unwrap()
+            .filter_map(Result::ok)
+        {
+            if f.path().extension().is_some_and(|e| e == "pid") {
+                out.push(
+                    std::fs::read_to_string(f.path())
+                        .unwrap()
+                        .trim()
+                        .parse()
+                        .unwrap(),
+                );
+            }
+        }
+        let rec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(unit.path().join("unit.json")).unwrap()).unwrap();
+        out.extend(
+            rec["supervisors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| i32::try_from(p.as_i64().unwrap()).unwrap()),
+        );
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_backend_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = LocalBackend::new(dir.path());
+    let _guard = Guard(LocalBackend::new(dir.path()));
+    let unit = UnitSpec::container_group(
+        "sleeper",
+        ClusterTag::new("conformance"),
+        vec![ContainerSpec::new("sleep", "", ["sleep", "300"])],
+    );
+    frankenetes_compute::testing::lifecycle(&backend, unit).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_write_down_up_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, _guard) = cluster("updown", 51, dir.path());
+    let report = c.up().await.unwrap();
+    assert!(report.missing_binaries.len() == 3, "{report:?}");
+    assert!(c.status().await.unwrap().etcd_healthy);
+    let mut kv = client(&c).await;
+    for i in 0..1000 {
+        kv.put(format!("/test/{i:04}"), format!("value-{i}"), None)
+            .await
+            .unwrap();
+    }
+    // A second `up` while running converges: same processes.
+    let before = pids(dir.path());
+    c.up().await.unwrap();
+    assert_eq!(
+        pids(dir.path()),
+        before,
+        "a second up must not restart anything"
+    );
+
+    let running = pids(dir.path());
+    let removed = c.down().await.unwrap();
+    assert_eq!(removed.len(), 3, "{removed:?}");
+    assert!(
+        running.iter().all(|p| !process_alive(*p)),
+        "processes left after down"
+    );
+    assert!(c.down().await.unwrap().is_empty(), "down twice is fine");
+    for port in ["127.0.0.51:2379", "127.0.0.52:2380", "127.0.0.53:2381"] {
+        assert!(
+            std::net::TcpListener::bind(port).is_ok(),
+            "{port} still bound after down"
+        );
+    }
+
+    c.up().await.unwrap();
+    let mut kv = client(&c).await;
+    let got = kv
+        .get("/test/", Some(etcd_client::GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    assert_eq!(got.kvs().len(), 1000);
+    assert_eq!(got.kvs()[999].value_str().unwrap(), "value-999");
+    c.down().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_member_loses_no_acknowledged_write_and_rejoins() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, _guard) = cluster("faults", 61, dir.path());
+    c.up().await.unwrap();
+    let backend = LocalBackend::new(dir.path().join("run"));
+    let victim = backend.container_pid("etcd-control-02", "etcd").unwrap();
+
+    let mut kv = client(&c).await;
+    let mut acked = Vec::new();
+    for i in 0..300 {
+        if i == 100 {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(victim),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
+        }
+        let key = format!("/fault/{i:04}");
+        if kv.put(key.clone(), "x", None).await.is_ok() {
+            acked.push(key);
+        }
+    }
+    assert!(
+        acked.len() >= 295,
+        "writes must keep succeeding with two of three members: {} acknowledged",
+        acked.len()
+    );
+    // The supervisor restarts the member; it rejoins and the cluster is healthy again.
+    let mut healthy = false;
+    for _ in 0..150 {
+        if c.status().await.unwrap().etcd_healthy {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        healthy,
+        "member did not rejoin:\n{}",
+        std::fs::read_to_string(backend.log_path("etcd-control-02", "etcd")).unwrap_or_default()
+    );
+    assert_ne!(
+        backend.container_pid("etcd-control-02", "etcd").unwrap(),
+        victim,
+        "restarted"
+    );
+    // Every acknowledged write is there, read through the restarted member itself.
+    let (eps, auth) = c.etcd_access().unwrap();
+    let mut only = etcd::connect(&eps[1..2], &auth, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let got = only
+        .get(
+            "/fault/",
+            Some(
+                etcd_client::GetOptions::new()
+                    .with_prefix()
+                    .with_serializable(),
+            ),
+        )
+        .await
+        .unwrap();
+    let keys: Vec<String> = got
+        .kvs()
+        .iter()
+        .map(|k| k.key_str().unwrap().to_owned())
+        .collect();
+    for k in &acked {
+        assert!(keys.contains(k), "acknowledged {k} lost");
+    }
+    c.down().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_wipe_restore_and_pause_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, _guard) = cluster("snaps", 71, dir.path());
+    c.up().await.unwrap();
+    let mut kv = client(&c).await;
+    for i in 0..200 {
+        kv.put(format!("/snap/{i:03}"), "v", None).await.unwrap();
+    }
+    let file = dir.path().join("backup/etcd.db");
+    let sum = c.snapshot(&file).await.unwrap();
+    assert_eq!(sum.len(), 64);
+    assert!(
+        std::fs::read_to_string(dir.path().join("backup/etcd.db.sha256"))
+            .unwrap()
+            .starts_with(&sum)
+    );
+
+    // Writes after the snapshot are gone after a restore; the snapshot's are back.
+    kv.put("/after", "x", None).await.unwrap();
+    c.down().await.unwrap();
+    std::fs::remove_dir_all(dir.path().join("data")).unwrap();
+    c.restore(&file).await.unwrap();
+    c.up().await.unwrap();
+    let mut kv = client(&c).await;
+    let got = kv
+        .get("/snap/", Some(etcd_client::GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    assert_eq!(got.kvs().len(), 200);
+    assert!(kv.get("/after", None).await.unwrap().kvs().is_empty());
+
+    // A tampered snapshot is refused before anything is touched.
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    assert!(c.restore(&file).await.is_err());
+    assert!(
+        c.status().await.unwrap().etcd_healthy,
+        "a refused restore leaves the cluster running"
+    );
+
+    // Pause: snapshot, then every process stopped; resume after losing every data dir.
+    kv.put("/paused", "yes", None).await.unwrap();
+    let running = pids(dir.path());
+    let snap = c.pause().await.unwrap();
+    assert!(snap.exists());
+    assert!(
+        running.iter().all(|p| !process_alive(*p)),
+        "pause leaves no process"
+    );
+    std::fs::remove_dir_all(dir.path().join("data")).unwrap();
+    c.resume().await.unwrap();
+    let mut kv = client(&c).await;
+    assert_eq!(
+        kv.get("/paused", None).await.unwrap().kvs()[0]
+            .value_str()
+            .unwrap(),
+        "yes"
+    );
+    c.down().await.unwrap();
+}
