@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the tests and the example need on a fresh Debian machine, only what is missing:
 #   etcd, etcdctl (Debian etcd-server, etcd-client: 3.4), openssl, ignition-validate (ignition),
-#   kubectl (kubernetes-client), protoc (protobuf-compiler: building etcd's gRPC client).
-# Safe to run again; needs root (or sudo) only when something is missing.
+#   kubectl (kubernetes-client), protoc (protobuf-compiler: building etcd's gRPC client),
+#   and for the gateway's network-namespace test: wireguard-go, wg (wireguard-tools), nft
+#   (nftables), iptables, ip (iproute2), sysctl (procps).
+# Safe to run again; needs root (or sudo) only when something is missing. --no-install-recommends
+# matters: wireguard-tools recommends a kernel image.
 set -euo pipefail
 
 need=()
@@ -12,6 +15,12 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v ignition-validate >/dev/null 2>&1 || need+=(ignition)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+command -v wireguard-go >/dev/null 2>&1 || need+=(wireguard-go)
+command -v wg >/dev/null 2>&1 || need+=(wireguard-tools)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v iptables >/dev/null 2>&1 || need+=(iptables)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v sysctl >/dev/null 2>&1 || need+=(procps)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

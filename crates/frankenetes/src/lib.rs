@@ -17,5 +17,6 @@
 pub use frankenetes_bootstrap as bootstrap;
 pub use frankenetes_compute as compute;
 pub use frankenetes_manifests as manifests;
+pub use frankenetes_netgw as netgw;
 pub use frankenetes_pki as pki;
 pub use frankenetes_spec as spec;

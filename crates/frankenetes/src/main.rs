@@ -98,6 +98,46 @@ enum Command {
     Snapshot(SnapshotArgs),
     /// Rebuild every etcd member from FILE (its checksum is verified first).
     Restore(SnapshotArgs),
+    /// The WireGuard VPN of `spec.gateway`.
+    Vpn {
+        #[command(subcommand)]
+        cmd: VpnCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum VpnCmd {
+    /// Peers (the operators' laptops).
+    Peer {
+        #[command(subcommand)]
+        cmd: PeerCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PeerCmd {
+    /// Add a peer (or show an existing one): a stable tunnel address and a key pair, kept in
+    /// DIR/cluster/vpn/state.json. Prints its wg-quick config (it holds the peer's private key),
+    /// or writes it to DIR/cluster/vpn/NAME.conf (0600) with --write. Re-render the gateway
+    /// afterwards (`frankenetes render`) so it knows the new peer.
+    Add {
+        /// The peer's name (a DNS-1123 label).
+        name: String,
+        /// The cluster spec.
+        #[arg(
+            short = 'f',
+            long = "file",
+            value_name = "cluster.yaml",
+            default_value = "cluster.yaml"
+        )]
+        file: PathBuf,
+        /// The render output directory that holds cluster/vpn/state.json.
+        #[arg(short = 'o', long = "out", value_name = "DIR", default_value = "out")]
+        out: PathBuf,
+        /// Write the config to DIR/cluster/vpn/NAME.conf instead of printing it.
+        #[arg(long)]
+        write: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -315,6 +355,18 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         }
         Command::Plan(a) => plan(&a.file),
         Command::Render(a) => render(&a.file, &a.out, a.renew),
+        Command::Vpn {
+            cmd:
+                VpnCmd::Peer {
+                    cmd:
+                        PeerCmd::Add {
+                            name,
+                            file,
+                            out,
+                            write,
+                        },
+                },
+        } => vpn_peer_add(&name, &file, &out, write),
         Command::Up(a) => cluster_cmd(&a.cluster, Some(a.timeout), Op::Up),
         Command::Status(a) => cluster_cmd(&a, None, Op::Status),
         Command::Down(a) => cluster_cmd(&a, None, Op::Down),
@@ -451,7 +503,40 @@ fn render(file: &Path, out: &Path, renew: bool) -> anyhow::Result<Outcome> {
         );
     }
     outln!("  cluster/admin.conf, cluster/super-admin.conf");
+    if let Some(gw) = &spec.gateway {
+        let g = frankenetes::netgw::render(out, gw, &frankenetes::netgw::GatewayOptions::default())
+            .with_context(|| format!("{}: spec.gateway", file.display()))?;
+        outln!(
+            "  nodes/{}/ (NAT + WireGuard gateway: {} files), cluster/vpn/ ({} peer configs)",
+            gw.name,
+            g.bundle.files.len(),
+            g.clients.len()
+        );
+    }
     Ok(outcome)
+}
+
+fn vpn_peer_add(name: &str, file: &Path, out: &Path, write: bool) -> anyhow::Result<Outcome> {
+    use frankenetes::netgw::VpnState;
+    let spec = load_spec(file)?;
+    spec::NodeName::try_from(name).map_err(|e| BadInput(format!("peer name: {e}")))?;
+    let gw = frankenetes::netgw::gateway_of(&spec)
+        .map_err(|e| BadInput(format!("{}: {e}", file.display())))?;
+    let mut state = VpnState::load_or_init(out, gw)?;
+    let client = state.add_peer(gw, name)?;
+    state.save(out)?;
+    if write {
+        client.write(out)?;
+        outln!("{}", client.path(out).display());
+    } else {
+        out!("{}", &*client.wg_quick());
+    }
+    eprintln!(
+        "re-render the gateway (`frankenetes render -f {} -o {}`) so it accepts {name}",
+        file.display(),
+        out.display()
+    );
+    Ok(Outcome::Ok)
 }
 
 fn check(dir: &Path, file: Option<&Path>, within: Option<GoDuration>) -> anyhow::Result<Outcome> {
@@ -585,15 +670,39 @@ enum Op {
     Restore(PathBuf),
 }
 
-fn print_event(e: &frankenetes::bootstrap::Event) {
+/// Progress of a long operation: a spinner on a terminal, plain lines otherwise (CI, pipes).
+fn progress() -> impl Fn(&frankenetes::bootstrap::Event) + Send + Sync + 'static {
     use frankenetes::bootstrap::Event;
-    match e {
-        Event::Started(p) => eprintln!("==> {p}"),
-        Event::Done(p, d) => eprintln!("    {p}: done in {d:.1?}"),
-        Event::Waiting(p, what) => eprintln!("    {p}: waiting: {what}"),
-        Event::Warning(w) => eprintln!("warning: {w}"),
-        Event::Info(i) => eprintln!("    {i}"),
-        _ => eprintln!("    {e:?}"),
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        pb
+    });
+    move |e: &Event| {
+        let line = match e {
+            Event::Started(p) => {
+                if let Some(pb) = &bar {
+                    pb.set_message(format!("{p}…"));
+                    return;
+                }
+                format!("==> {p}")
+            }
+            Event::Done(p, d) => format!("✓ {p} ({d:.1?})"),
+            Event::Waiting(p, what) => {
+                if let Some(pb) = &bar {
+                    pb.set_message(format!("{p}: {what}"));
+                    return;
+                }
+                format!("    {p}: waiting: {what}")
+            }
+            Event::Warning(w) => format!("warning: {w}"),
+            Event::Info(i) => format!("    {i}"),
+            other => format!("    {other:?}"),
+        };
+        match &bar {
+            Some(pb) => pb.println(line),
+            None => eprintln!("{line}"),
+        }
     }
 }
 
@@ -612,7 +721,7 @@ fn cluster_cmd(a: &ClusterArgs, timeout: Option<GoDuration>, op: Op) -> anyhow::
     let dir = std::path::absolute(&dir).with_context(|| format!("{}", dir.display()))?;
     let mut opts = Options::new(&dir)
         .bin_dir(a.bin_dir.clone())
-        .on_event(print_event);
+        .on_event(progress());
     if let Some(t) = timeout {
         opts = opts.gate_timeout(t.get());
     }

@@ -223,3 +223,41 @@ fn up_status_sigint_down_leaves_nothing_running() {
     let again = bin(&["down", "-f", "cluster.yaml"], d);
     assert!(again.status.success() && text(&again).contains("nothing was running"));
 }
+
+#[test]
+fn vpn_peers_keep_their_addresses_and_render_writes_the_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = "apiVersion: frankenetes.dev/v1alpha1\nkind: Cluster\nmetadata: {name: lab}\nspec:\n  kubernetesVersion: v1.35.0\n  controlPlane:\n    - {name: control-01, ip: 10.10.16.11}\n  gateway:\n    ip: 10.10.16.5\n    privateCIDR: 10.10.16.0/20\n    tunnel: {cidr: 10.200.0.0/24, endpoint: \"vpn.lab.example:51820\"}\n";
+    std::fs::write(d.join("cluster.yaml"), spec).unwrap();
+    let addr = |o: &Output| {
+        text(o)
+            .lines()
+            .find(|l| l.starts_with("Address"))
+            .map(str::to_owned)
+            .unwrap()
+    };
+    let first = bin(&["vpn", "peer", "add", "laptop"], d);
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(
+        text(&first).contains("PrivateKey")
+            && text(&first).contains("Endpoint = vpn.lab.example:51820"),
+        "{}",
+        text(&first)
+    );
+    let tablet = bin(&["vpn", "peer", "add", "tablet"], d);
+    let again = bin(&["vpn", "peer", "add", "laptop"], d);
+    assert_eq!(
+        addr(&first),
+        addr(&again),
+        "adding a peer never renumbers the others"
+    );
+    assert_ne!(addr(&first), addr(&tablet));
+    let render = bin(&["render", "-f", "cluster.yaml", "-o", "out"], d);
+    assert!(render.status.success(), "{}", text(&render));
+    let server =
+        std::fs::read_to_string(d.join("out/nodes/gateway/etc/wireguard/wg0.conf")).unwrap();
+    assert_eq!(server.matches("[Peer]").count(), 2, "{server}");
+    let bad = bin(&["vpn", "peer", "add", "Not_A_Name"], d);
+    assert_eq!(bad.status.code(), Some(2));
+}
