@@ -301,3 +301,36 @@ async fn snapshot_wipe_restore_and_pause_resume() {
     );
     c.down().await.unwrap();
 }
+
+/// Opt-in: with `FRANKENETES_BIN_DIR` pointing at kube-apiserver, kube-controller-manager and
+/// kube-scheduler (no registry reachable from CI ships them), the whole control plane comes up:
+/// every `/readyz` answers and both leader leases are held.
+#[tokio::test(flavor = "multi_thread")]
+async fn real_binaries_bring_up_the_apiserver_tier() {
+    let Some(bin) = std::env::var_os("FRANKENETES_BIN_DIR") else {
+        eprintln!(
+            "skipped: set FRANKENETES_BIN_DIR to a directory with kube-apiserver, kube-controller-manager and kube-scheduler to run it"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    require("etcd", "etcd-server");
+    let opts = Options::new(dir.path())
+        .bin_dir(Some(bin.into()))
+        .gate_timeout(Duration::from_secs(180));
+    let c = Cluster::new(
+        spec("apitier", 101),
+        LocalBackend::new(dir.path().join("run")),
+        opts,
+    );
+    let _guard = Guard(LocalBackend::new(dir.path().join("run")));
+    let report = c.up().await.unwrap();
+    assert!(report.missing_binaries.is_empty(), "{report:?}");
+    assert_eq!(
+        report.phases.last(),
+        Some(&frankenetes_bootstrap::Phase::Leases),
+        "{report:?}"
+    );
+    assert_eq!(c.status().await.unwrap().components.len(), 12);
+    c.down().await.unwrap();
+}

@@ -48,42 +48,83 @@ struct Systemd<'a> {
 struct SystemdUnit<'a> {
     name: &'a str,
     enabled: bool,
-    contents: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contents: Option<String>,
 }
 
-/// The bundle as one Ignition config: every file (mode as given, contents as a base64 data
-/// URL) and every unit (enabled or not). It holds private keys: store it like one.
-pub fn to_ignition(bundle: &NodeBundle) -> String {
+/// One file for [`build`].
+#[derive(Debug, Clone, Copy)]
+pub struct IgnitionFile<'a> {
+    /// Absolute path on the machine.
+    pub path: &'a str,
+    /// File mode.
+    pub mode: u32,
+    /// Contents.
+    pub contents: &'a [u8],
+}
+
+/// One systemd unit for [`build`]; `contents: None` enables a unit the OS ships.
+#[derive(Debug, Clone)]
+pub struct IgnitionUnit<'a> {
+    /// Unit name.
+    pub name: &'a str,
+    /// Whether it is enabled.
+    pub enabled: bool,
+    /// The unit file, or `None` for an OS-provided unit.
+    pub contents: Option<String>,
+}
+
+/// An Ignition config from files and units (for bundles made by other crates, like the
+/// gateway's).
+pub fn build<'a>(
+    files: impl IntoIterator<Item = IgnitionFile<'a>>,
+    units: impl IntoIterator<Item = IgnitionUnit<'a>>,
+) -> String {
     let b64 = base64::engine::general_purpose::STANDARD;
     let cfg = Config {
         ignition: Meta {
             version: IGNITION_VERSION,
         },
         storage: Storage {
-            files: bundle
-                .files
-                .iter()
+            files: files
+                .into_iter()
                 .map(|f| File {
-                    path: &f.path,
+                    path: f.path,
                     mode: f.mode,
                     overwrite: true,
                     contents: Contents {
-                        source: format!("data:;base64,{}", b64.encode(&*f.contents)),
+                        source: format!("data:;base64,{}", b64.encode(f.contents)),
                     },
                 })
                 .collect(),
         },
         systemd: Systemd {
-            units: bundle
-                .units
-                .iter()
+            units: units
+                .into_iter()
                 .map(|u| SystemdUnit {
-                    name: &u.name,
+                    name: u.name,
                     enabled: u.enabled,
-                    contents: u.to_string(),
+                    contents: u.contents,
                 })
                 .collect(),
         },
     };
     serde_json::to_string_pretty(&cfg).unwrap_or_default()
+}
+
+/// The bundle as one Ignition config: every file (mode as given, contents as a base64 data
+/// URL) and every unit (enabled or not). It holds private keys: store it like one.
+pub fn to_ignition(bundle: &NodeBundle) -> String {
+    build(
+        bundle.files.iter().map(|f| IgnitionFile {
+            path: &f.path,
+            mode: f.mode,
+            contents: &f.contents,
+        }),
+        bundle.units.iter().map(|u| IgnitionUnit {
+            name: &u.name,
+            enabled: u.enabled,
+            contents: Some(u.to_string()),
+        }),
+    )
 }

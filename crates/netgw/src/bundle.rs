@@ -329,6 +329,34 @@ impl GatewayBundle {
         out.join("nodes").join(&self.name)
     }
 
+    /// The bundle as one Ignition v3 config for Fedora CoreOS (with `/etc/hostname`), the same
+    /// shape as every other node's `.ign`. It holds the gateway's private key.
+    pub fn to_ignition(&self) -> String {
+        use frankenetes_manifests::ignition::{IgnitionFile, IgnitionUnit, build};
+        let hostname = format!("{}\n", self.name);
+        let has_hostname = self.files.iter().any(|f| f.path == "/etc/hostname");
+        let hostname_file = (!has_hostname).then_some(IgnitionFile {
+            path: "/etc/hostname",
+            mode: 0o644,
+            contents: hostname.as_bytes(),
+        });
+        build(
+            self.files
+                .iter()
+                .map(|f| IgnitionFile {
+                    path: &f.path,
+                    mode: f.mode,
+                    contents: f.contents.as_bytes(),
+                })
+                .chain(hostname_file),
+            self.units.iter().map(|u| IgnitionUnit {
+                name: &u.name,
+                enabled: u.enabled,
+                contents: u.contents.clone(),
+            }),
+        )
+    }
+
     /// Writes the bundle as a root-filesystem overlay under `<out>/nodes/<name>/`: each file
     /// at its path (atomically, with its mode, only when changed), units with contents in
     /// `etc/systemd/system/`, and for each enabled unit the symlink

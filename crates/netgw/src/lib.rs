@@ -248,6 +248,13 @@ pub fn render_with(
     let r = bundle.write(out)?;
     report.written.extend(r.written);
     report.unchanged += r.unchanged;
+    // The same content as one Ignition config, like every other node's (0600: it holds keys).
+    let ign = PathBuf::from("nodes").join(format!("{}.ign", spec.name));
+    if fsutil::write_if_changed(&out.join(&ign), bundle.to_ignition().as_bytes(), 0o600)? {
+        report.written.push(ign);
+    } else {
+        report.unchanged += 1;
+    }
     Ok(Rendered {
         state,
         bundle,
