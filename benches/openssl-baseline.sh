@@ -4,7 +4,7 @@
 # `frankenetes pki -f <spec> -o <dir>` making the same set, for ECDSA P-256 and RSA-2048, and
 # prints the medians and their ratio side by side.
 #
-#   benches/openssl-baseline.sh [--reps N]
+#   benches/openssl-baseline.sh [--reps N] [--no-build]
 #
 # The set, on both sides: kubeadm's three CAs; for each of control-01..03 apiserver (with its
 # SANs), apiserver-kubelet-client, apiserver-etcd-client, front-proxy-client, etcd/server,
@@ -16,10 +16,13 @@ set -euo pipefail
 export LC_ALL=C # EPOCHREALTIME and awk with a decimal point
 
 usage() {
-    echo "usage: $0 [--reps N]   (default 5 repetitions of each side, interleaved; the median is reported)"
+    echo "usage: $0 [--reps N] [--no-build]"
+    echo "  --reps N     repetitions of each side, interleaved (default 5); the medians are compared"
+    echo "  --no-build   use the frankenetes already built in the target directory's release/"
 }
 
 reps=5
+build=1
 while (($# > 0)); do
     case "$1" in
     --reps)
@@ -30,6 +33,10 @@ while (($# > 0)); do
     --reps=*)
         reps="${1#--reps=}"
         [[ "$reps" =~ ^[1-9][0-9]*$ ]] || { usage >&2; exit 2; }
+        shift
+        ;;
+    --no-build)
+        build=0
         shift
         ;;
     -h | --help)
@@ -56,14 +63,17 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- the CLI, in release -------------------------------------------------------------------
-echo "building: cargo build --release -p frankenetes" >&2
-(cd "$repo" && cargo build --release --quiet -p frankenetes)
+if ((build)); then
+    echo "building: cargo build --release -p frankenetes" >&2
+    (cd "$repo" && cargo build --release --quiet -p frankenetes)
+fi
 if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
     target_dir="$CARGO_TARGET_DIR"
 else
     # Honours a target-dir set in .cargo/config.toml too.
-    target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
-        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+    target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps 2>/dev/null |
+        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')" || target_dir=""
+    [[ -n "$target_dir" ]] || target_dir="$repo/target"
 fi
 [[ "$target_dir" = /* ]] || target_dir="$repo/$target_dir"
 frankenetes="$target_dir/release/frankenetes"
@@ -221,12 +231,16 @@ for alg in ecdsa-p256 rsa-2048; do
         echo "$alg: repetition $i/$reps" >&2
         o="$work/openssl-$alg-$i"
         openssl_processes=0
+        # Each side starts with nothing left to write back: frankenetes fsyncs every file it
+        # writes, and on ext4 an fsync also flushes whatever else is dirty (openssl's files).
+        sync
         t0="$EPOCHREALTIME"
         openssl_set "$o"
         t1="$EPOCHREALTIME"
         ossl_times+=("$(elapsed "$t0" "$t1")")
 
         f="$work/frankenetes-$alg-$i"
+        sync
         t0="$EPOCHREALTIME"
         "$frankenetes" pki -f "$spec" -o "$f" >/dev/null
         t1="$EPOCHREALTIME"

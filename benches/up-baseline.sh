@@ -27,8 +27,9 @@ up() { "$bin" up -f "$work/cluster.yaml" --dir "$work/c" --bin-dir "$work/none" 
 down() { "$bin" down -f "$work/cluster.yaml" --dir "$work/c" >/dev/null 2>&1; }
 now() { date +%s.%N; }
 
-# One run to make the PKI and bundles and record the exact command lines.
-up; down
+# One run to make the PKI and bundles and record the exact command lines (before `down`
+# removes the units).
+up
 mapfile -t cmds < <(python3 - "$work/c/run/units" <<'PY'
 import json, os, sys, shlex
 d = sys.argv[1]
@@ -37,11 +38,13 @@ for u in sorted(os.listdir(d)):
     print(" ".join(shlex.quote(a) for a in rec["containers"][0][1]))
 PY
 )
+down
+[ "${#cmds[@]}" -eq 3 ] || { echo "expected 3 etcd command lines, got ${#cmds[@]}" >&2; exit 1; }
 pki="$work/c/bundle/nodes/control-01/etc/kubernetes/pki"
 healthy() {
   ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.91:2379,https://127.0.0.92:2379,https://127.0.0.93:2379 \
     --cacert="$pki/etcd/ca.crt" --cert="$pki/etcd/healthcheck-client.crt" --key="$pki/etcd/healthcheck-client.key" \
-    --dial-timeout=1s --command-timeout=2s endpoint health 2>&1 | grep -c "is healthy" | grep -qx 3
+    --dial-timeout=250ms --command-timeout=500ms endpoint health 2>&1 | grep -c "is healthy" | grep -qx 3
 }
 
 floor=(); ours=()
@@ -49,10 +52,14 @@ for _ in $(seq "$reps"); do
   rm -rf "$work/c/data"; mkdir -p "$work/c/data"
   for n in control-01 control-02 control-03; do install -d -m 700 "$work/c/data/$n/etcd"; done
   t0=$(now); pids=()
-  for c in "${cmds[@]}"; do eval "$c" >/dev/null 2>&1 & pids+=($!); done
-  until healthy; do sleep 0.05; done
+  i=0; for c in "${cmds[@]}"; do i=$((i+1)); eval "exec $c" >"$work/floor-$i.log" 2>&1 & pids+=($!); done
+  deadline=$(( $(date +%s) + 60 ))
+  until healthy; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "the plain etcd cluster did not become healthy" >&2; exit 1; }
+    sleep 0.05
+  done
   floor+=("$(awk -v a="$(now)" -v b="$t0" "BEGIN{print a-b}")")
-  kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
+  kill "${pids[@]}" 2>/dev/null || { echo "a plain etcd exited early:" >&2; cat "$work"/floor-*.log >&2; exit 1; }; wait "${pids[@]}" 2>/dev/null || true
 
   rm -rf "$work/c/data"
   t0=$(now); up; ours+=("$(awk -v a="$(now)" -v b="$t0" "BEGIN{print a-b}")")

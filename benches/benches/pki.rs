@@ -32,25 +32,25 @@ fn sync_into(plan: &PkiPlan, dir: TempDir) -> (TempDir, (Pki, frankenetes_pki::S
 }
 
 /// Sizes the next benchmark from one run of it: criterion's default (100 samples in 5 s) for
-/// fast ones; for slow ones (RSA keys, a disk that takes its time to sync) as many samples as
-/// fit in [`BUDGET`], at least 10, one run each.
+/// fast ones; for slow ones (RSA keys, a disk that takes its time to sync) about [`BUDGET`] of
+/// measurement, at least 10 samples, with room for runs twice as slow as the first one (no
+/// "unable to complete" warning).
 fn size_for(group: &mut BenchmarkGroup<'_, WallTime>, one: Duration) {
-    let per_sample = one.max(Duration::from_micros(1));
-    let fit = (BUDGET.as_secs_f64() / per_sample.as_secs_f64()).floor();
-    if fit >= 100.0 * 20.0 {
+    let one = one.max(Duration::from_micros(1));
+    if one * 2000 <= BUDGET {
         group
             .sample_size(100)
             .sampling_mode(SamplingMode::Auto)
             .warm_up_time(Duration::from_secs(3))
             .measurement_time(Duration::from_secs(5));
     } else {
-        let samples = fit.clamp(10.0, 100.0) as usize;
+        let samples =
+            (BUDGET.as_secs_f64() / (2.0 * one.as_secs_f64())).clamp(10.0, 100.0) as usize;
         group
             .sample_size(samples)
             .sampling_mode(SamplingMode::Flat)
             .warm_up_time(Duration::from_secs(1))
-            // Room for one run per sample and then some: no "unable to complete" warning.
-            .measurement_time(per_sample.mul_f64(samples as f64 * 1.5));
+            .measurement_time(one.mul_f64(2.0 * samples as f64));
     }
 }
 

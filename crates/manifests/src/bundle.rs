@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use frankenetes_pki::fsutil::{PUBLIC_MODE, SECRET_MODE, write_atomic};
+use frankenetes_pki::fsutil::{PUBLIC_MODE, SECRET_MODE, write_batch};
 use zeroize::Zeroizing;
 
 use crate::Error;
@@ -98,21 +98,39 @@ pub struct WriteReport {
     pub unchanged: usize,
 }
 
-/// Writes `contents` at `path` unless it already holds exactly that.
+/// Files waiting to be written together (one filesystem sync for all, not one per file).
+pub(crate) type Pending = Vec<(PathBuf, Vec<u8>, u32)>;
+
+/// Queues `contents` for `out/rel` unless the file already holds exactly that.
 pub(crate) fn write_if_changed(
     out: &Path,
     rel: &Path,
     contents: &[u8],
     mode: u32,
     report: &mut WriteReport,
-) -> Result<(), Error> {
+    pending: &mut Pending,
+) {
     let full = out.join(rel);
     if std::fs::read(&full).is_ok_and(|old| old == contents) {
         report.unchanged += 1;
-        return Ok(());
+        return;
     }
-    write_atomic(&full, contents, mode)?;
+    pending.push((full, contents.to_vec(), mode));
     report.written.push(rel.to_owned());
+}
+
+/// Writes the queued files, each atomically, with one filesystem sync; contents (some are
+/// keys) are zeroized afterwards.
+pub(crate) fn flush(pending: Pending) -> Result<(), Error> {
+    let batch: Vec<(PathBuf, &[u8], u32)> = pending
+        .iter()
+        .map(|(p, c, m)| (p.clone(), c.as_slice(), *m))
+        .collect();
+    write_batch(&batch)?;
+    drop(batch);
+    for (_, c, _) in pending {
+        drop(Zeroizing::new(c));
+    }
     Ok(())
 }
 
@@ -121,6 +139,17 @@ impl NodeBundle {
     /// `out/nodes/<name>.ign` (0600: it holds keys). Enabled units get their
     /// `<target>.wants/` symlink, as `systemctl enable` would make.
     pub fn write(&self, out: &Path, report: &mut WriteReport) -> Result<(), Error> {
+        let mut pending = Pending::new();
+        self.collect(out, report, &mut pending)?;
+        flush(pending)
+    }
+
+    pub(crate) fn collect(
+        &self,
+        out: &Path,
+        report: &mut WriteReport,
+        pending: &mut Pending,
+    ) -> Result<(), Error> {
         let root = Path::new("nodes").join(&self.name);
         for f in &self.files {
             write_if_changed(
@@ -129,11 +158,19 @@ impl NodeBundle {
                 &f.contents,
                 f.mode,
                 report,
-            )?;
+                pending,
+            );
         }
         for u in &self.units {
             let rel = root.join("etc/systemd/system").join(&u.name);
-            write_if_changed(out, &rel, u.to_string().as_bytes(), PUBLIC_MODE, report)?;
+            write_if_changed(
+                out,
+                &rel,
+                u.to_string().as_bytes(),
+                PUBLIC_MODE,
+                report,
+                pending,
+            );
             if let (true, Some(target)) = (u.enabled, u.wanted_by()) {
                 let link = out
                     .join(&root)
@@ -164,6 +201,8 @@ impl NodeBundle {
             ign.as_bytes(),
             SECRET_MODE,
             report,
-        )
+            pending,
+        );
+        Ok(())
     }
 }

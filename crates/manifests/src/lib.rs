@@ -141,12 +141,14 @@ impl Rendered {
     /// Writes every bundle and operator file under `out`, leaving identical files untouched.
     pub fn write(&self, out: &Path) -> Result<WriteReport, Error> {
         let mut report = WriteReport::default();
+        let mut pending = bundle::Pending::new();
         for (rel, f) in &self.cluster_files {
-            bundle::write_if_changed(out, rel, &f.contents, f.mode, &mut report)?;
+            bundle::write_if_changed(out, rel, &f.contents, f.mode, &mut report, &mut pending);
         }
         for n in &self.nodes {
-            n.write(out, &mut report)?;
+            n.collect(out, &mut report, &mut pending)?;
         }
+        bundle::flush(pending)?;
         Ok(report)
     }
 }

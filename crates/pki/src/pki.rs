@@ -312,6 +312,7 @@ fn file_stem(p: &Path) -> String {
 }
 
 fn write_files(dir: &Path, files: &[OutputFile], report: &mut SyncReport) -> Result<(), Error> {
+    let mut batch: Vec<(PathBuf, &[u8], u32)> = Vec::new();
     for f in files {
         let full = dir.join(&f.path);
         match std::fs::read(&full) {
@@ -329,13 +330,13 @@ fn write_files(dir: &Path, files: &[OutputFile], report: &mut SyncReport) -> Res
             }
             Err(source) => return Err(Error::Read { path: full, source }),
         }
-        fsutil::write_atomic(
-            &full,
+        batch.push((
+            full,
             &f.contents,
             if f.secret { SECRET_MODE } else { PUBLIC_MODE },
-        )?;
+        ));
     }
-    Ok(())
+    fsutil::write_batch(&batch)
 }
 
 /// Loads what `dir` already holds, checks it against the plan, generates what is missing (and,

@@ -1,0 +1,64 @@
+//! Rendering every node's bundle (static pods, kubeconfigs, kubelet config, units, Ignition)
+//! for 3 and for 100 nodes, in memory and written to a fresh directory. The PKI is made once,
+//! outside the measurement.
+//!
+//! `cargo bench -p frankenetes-benches --bench render`
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark fails by panicking
+#![allow(missing_docs)] // criterion_group! generates an undocumented public function
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, Throughput};
+use frankenetes_pki::{Pki, PkiPlan};
+use frankenetes_spec::{ClusterName, ClusterSpec, NodeName, NodeSpec};
+
+/// Three control-plane nodes and `nodes - 3` workers on 10.10.0.0/16.
+fn spec(nodes: usize) -> ClusterSpec {
+    let node = |prefix: &str, i: usize| {
+        NodeSpec::new(
+            NodeName::try_from(format!("{prefix}-{i:03}")).unwrap(),
+            format!("10.10.{}.{}", 16 + i / 200, 10 + i % 200)
+                .parse()
+                .unwrap(),
+        )
+    };
+    let mut s = ClusterSpec::new(
+        ClusterName::try_from("bench").unwrap(),
+        "v1.35.0".parse().unwrap(),
+        (0..3).map(|i| node("control", i)).collect(),
+    );
+    s.workers = (3..nodes).map(|i| node("worker", i)).collect();
+    s.validate().unwrap();
+    s
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("render");
+    group.sample_size(20);
+    for n in [3usize, 100] {
+        let s = spec(n);
+        let pki = Pki::generate(&PkiPlan::from(&s)).unwrap();
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(format!("{n}-nodes/memory"), |b| {
+            b.iter(|| frankenetes_manifests::render(black_box(&s), black_box(&pki)).unwrap())
+        });
+        group.bench_function(format!("{n}-nodes/disk"), |b| {
+            b.iter_batched(
+                || tempfile::tempdir().unwrap(),
+                |dir| {
+                    frankenetes_manifests::render(&s, &pki)
+                        .unwrap()
+                        .write(dir.path())
+                        .unwrap();
+                    dir
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    group.finish();
+}
+
+criterion::criterion_group!(benches, bench);
+criterion::criterion_main!(benches);
