@@ -52,8 +52,9 @@ pub struct TunnelSpec {
     /// UDP port WireGuard listens on (default 51820).
     #[serde(default = "default_listen_port")]
     pub listen_port: u16,
-    /// `host:port` clients dial; when absent it is filled in by the backend (an Elastic IP).
-    #[serde(default)]
+    /// `host:port` clients dial (the port is required: behind NAT it may differ from
+    /// `listenPort`); when absent it is filled in by the backend (an Elastic IP).
+    #[serde(default, deserialize_with = "endpoint_with_port")]
     pub endpoint: Option<Endpoint>,
     /// Interface name on the gateway (default `wg0`).
     #[serde(default = "default_interface")]
@@ -61,6 +62,26 @@ pub struct TunnelSpec {
     /// `PersistentKeepalive` in client configs, seconds (default 25; 0 turns it off).
     #[serde(default = "default_keepalive")]
     pub persistent_keepalive: u16,
+}
+
+/// An endpoint whose port is written out: [`Endpoint`]'s default (6443, the apiserver's) would
+/// be wrong for WireGuard.
+fn endpoint_with_port<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Endpoint>, D::Error> {
+    let Some(s) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let has_port = match s.strip_prefix('[') {
+        Some(rest) => rest.split_once("]:").is_some(),
+        None => s.rsplit_once(':').is_some_and(|(_, p)| !p.is_empty()),
+    };
+    if !has_port {
+        return Err(serde::de::Error::custom(format!(
+            "{s:?} needs a port: write it as host:port, e.g. {s}:51820"
+        )));
+    }
+    s.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
 fn default_tunnel_cidr() -> Cidr {

@@ -389,6 +389,11 @@ fn bad_gateways_name_the_field() {
             "spec.gateway.peers[1].address",
         ),
         (
+            "gateway_endpoint_without_port",
+            with_gateway("\"vpn.kubelius.example:51820\"", "vpn.kubelius.example"),
+            "spec.gateway.tunnel.endpoint",
+        ),
+        (
             "gateway_unknown_field",
             with_gateway("privateCIDR:", "vpcCidr: 10.0.0.0/8\n    privateCIDR:"),
             "spec.gateway",
