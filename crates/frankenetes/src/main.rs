@@ -318,6 +318,18 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         if cause.is::<spec::Error>() {
             return 2;
         }
+        if let Some(me) = cause.downcast_ref::<frankenetes_manifests::Error>() {
+            use frankenetes_manifests::Error as M;
+            if matches!(
+                me,
+                M::UnknownFlag { .. }
+                    | M::UnsupportedVersion { .. }
+                    | M::Invalid { .. }
+                    | M::NoInventory { .. }
+            ) {
+                return 2;
+            }
+        }
         if let Some(pe) = cause.downcast_ref::<pki::Error>() {
             return match pe {
                 pki::Error::UnknownName { .. } | pki::Error::Unsupported(_) => 2,
@@ -473,11 +485,7 @@ fn sync_pki(spec: &ClusterSpec, out: &Path, renew: bool) -> anyhow::Result<(pki:
 fn render(file: &Path, out: &Path, renew: bool) -> anyhow::Result<Outcome> {
     let spec = load_spec(file)?;
     // Check everything that can be checked before anything is written.
-    frankenetes_manifests::render(
-        &spec,
-        &pki::Pki::generate(&PkiPlan::from(&spec).with_algorithm(spec::KeyAlgorithm::EcdsaP256))?,
-    )
-    .with_context(|| format!("{}", file.display()))?;
+    frankenetes_manifests::check(&spec).with_context(|| format!("{}", file.display()))?;
     let (pki, outcome) = sync_pki(&spec, out, renew)?;
     let started = Instant::now();
     let rendered = frankenetes_manifests::render(&spec, &pki)

@@ -96,6 +96,20 @@ fn bad_config_exits_2_naming_the_field_and_writes_nothing() {
         "{}",
         text(&missing)
     );
+    // A flag that does not exist in the version: refused before any key is made or file written.
+    let extra = String::from_utf8_lossy(&init.stdout).replace(
+        "  backend:",
+        "  apiServer: { extraArgs: { insecure-port: \"0\" } }\n  backend:",
+    );
+    std::fs::write(d.join("extra.yaml"), extra).unwrap();
+    let o = bin(&["render", "-f", "extra.yaml", "-o", "out"], d);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("spec.apiServer.extraArgs.insecure-port"),
+        "{}",
+        text(&o)
+    );
+    assert!(!d.join("out").exists(), "nothing is written on bad input");
     let usage = bin(&["pki", "-o", "out"], d);
     assert_eq!(usage.status.code(), Some(2), "{}", text(&usage));
 }

@@ -236,6 +236,22 @@ pub fn control_plane(
     })
 }
 
+/// Checks that a spec renders — a supported version, every flag (`extraArgs` included) in its
+/// version's inventory — without a PKI, so a caller can refuse bad input before it writes
+/// anything (or generates keys).
+pub fn check(spec: &ClusterSpec) -> Result<(), Error> {
+    let layout = Layout::machine(spec);
+    for node in &spec.control_plane {
+        control_plane(spec, node, &layout)?;
+    }
+    let rel = versions::release(&spec.kubernetes_version)?;
+    let inventory = Inventory::kubernetes(Binary::Kubelet, rel.minor)?;
+    for (node, _) in spec.nodes() {
+        flags::kubelet(node, &layout).check(&inventory, "kubelet flags", &Default::default())?;
+    }
+    Ok(())
+}
+
 fn yaml<T: serde::Serialize>(what: &str, v: &T) -> Result<String, Error> {
     serde_norway::to_string(v).map_err(|e| Error::Serialize {
         what: what.into(),

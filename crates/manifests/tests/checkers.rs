@@ -221,6 +221,11 @@ fn unknown_extra_args_are_refused_naming_the_field() {
         .unwrap_err()
         .to_string();
     assert_eq!(
+        frankenetes_manifests::check(&spec).unwrap_err().to_string(),
+        err,
+        "check finds it without a PKI"
+    );
+    assert_eq!(
         err,
         "spec.apiServer.extraArgs.insecure-port: --insecure-port does not exist in kube-apiserver-1.35; remove it or pick another version"
     );

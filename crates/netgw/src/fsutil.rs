@@ -1,10 +1,9 @@
 //! Files: atomic writes with the right mode from the start, reads that name the file.
 
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use zeroize::Zeroizing;
 
@@ -15,47 +14,16 @@ pub const SECRET_MODE: u32 = 0o600;
 /// Mode of everything else.
 pub const PUBLIC_MODE: u32 = 0o644;
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Writes `contents` to `path` through a temporary file in the same directory and a rename, so
-/// a reader sees the old file or the new one, never half of one. The temporary file is created
-/// with `mode` already set: a key is never readable by others, not even briefly. Parent
-/// directories are created.
+/// Writes `contents` to `path` through a temporary file created with `mode` and a rename:
+/// [`frankenetes_pki::fsutil::write_atomic`], with this crate's error.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
-    let err = |source: io::Error| Error::Write {
-        path: path.to_owned(),
-        source,
-    };
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(err)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = parent.join(format!(
-        ".{name}.tmp.{}.{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        // The umask may have cleared bits of `mode`; set it exactly.
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(err)
+    frankenetes_pki::fsutil::write_atomic(path, contents, mode).map_err(|e| match e {
+        frankenetes_pki::Error::Write { path, source } => Error::Write { path, source },
+        other => Error::Write {
+            path: path.to_owned(),
+            source: io::Error::other(other.to_string()),
+        },
+    })
 }
 
 /// [`write_atomic`] unless `path` already holds exactly `contents` with `mode`. Returns whether
