@@ -717,6 +717,14 @@ fn progress() -> impl Fn(&frankenetes::bootstrap::Event) + Send + Sync + 'static
 fn cluster_cmd(a: &ClusterArgs, timeout: Option<GoDuration>, op: Op) -> anyhow::Result<Outcome> {
     use frankenetes::bootstrap::{Cluster, LocalBackend, Options};
     let spec = load_spec(&a.file)?;
+    if !matches!(spec.backend, frankenetes::spec::BackendSpec::Local(_)) {
+        return Err(BadInput(format!(
+            "{}: spec.backend.{} is not supported by this command yet; use `local: {{}}`",
+            a.file.display(),
+            spec.backend.kind()
+        ))
+        .into());
+    }
     let dir = a.dir.clone().unwrap_or_else(|| {
         a.file
             .parent()

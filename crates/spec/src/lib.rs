@@ -32,6 +32,8 @@
 
 #![deny(missing_docs)]
 
+pub mod aws;
+pub mod azure;
 pub mod components;
 mod derive;
 pub mod gateway;
@@ -39,6 +41,7 @@ pub use derive::ports;
 pub mod names;
 pub mod net;
 pub mod scalar;
+pub mod security;
 mod validate;
 
 use std::net::IpAddr;
@@ -46,11 +49,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use aws::AwsBackend;
+pub use azure::AzureBackend;
 pub use components::{ApiServerSpec, ComponentSpec, EtcdSpec, EtcdVersion, HostPathMount};
 pub use gateway::{GatewaySpec, PeerSpec, TunnelSpec};
 pub use names::{ClusterName, DnsName, NameError, NodeName};
 pub use net::{Cidr, San, kubeadm_san_order};
 pub use scalar::{Endpoint, GoDuration, Host, KubernetesVersion, ValueError, host_port};
+pub use security::SecuritySpec;
 pub use validate::{FieldError, Warning};
 
 /// The `apiVersion` this crate reads.
@@ -174,6 +180,12 @@ struct SpecFields {
     controller_manager: ComponentSpec,
     #[serde(default)]
     scheduler: ComponentSpec,
+    #[serde(default, skip_serializing_if = "is_default")]
+    security: SecuritySpec,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 fn default_image_repository() -> String {
@@ -214,6 +226,8 @@ pub struct ClusterSpec {
     pub controller_manager: ComponentSpec,
     /// `spec.scheduler`.
     pub scheduler: ComponentSpec,
+    /// `spec.security`: hardened by default; relaxations are explicit.
+    pub security: SecuritySpec,
 }
 
 /// A parsed spec and the warnings found while validating it.
@@ -393,11 +407,26 @@ pub enum Role {
 pub enum BackendSpec {
     /// Processes on this machine, each node on its own loopback address.
     Local(LocalBackend),
+    /// EC2 instances in a VPC behind a NAT/WireGuard gateway, with an internal NLB.
+    Aws(AwsBackend),
+    /// Azure Container Instances, one container group per component.
+    Azure(AzureBackend),
 }
 
 impl Default for BackendSpec {
     fn default() -> Self {
         Self::Local(LocalBackend::default())
+    }
+}
+
+impl BackendSpec {
+    /// The config-file key: `local`, `aws` or `azure`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Local(_) => "local",
+            Self::Aws(_) => "aws",
+            Self::Azure(_) => "azure",
+        }
     }
 }
 
@@ -407,23 +436,35 @@ impl Default for BackendSpec {
 struct BackendFields {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     local: Option<LocalBackend>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aws: Option<AwsBackend>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    azure: Option<AzureBackend>,
 }
 
 impl TryFrom<BackendFields> for BackendSpec {
     type Error = String;
     fn try_from(f: BackendFields) -> Result<Self, String> {
-        match f {
-            BackendFields { local: Some(l) } => Ok(BackendSpec::Local(l)),
-            BackendFields { local: None } => Err("name exactly one backend: `local: {}`".into()),
+        match (f.local, f.aws, f.azure) {
+            (Some(l), None, None) => Ok(BackendSpec::Local(l)),
+            (None, Some(a), None) => Ok(BackendSpec::Aws(a)),
+            (None, None, Some(a)) => Ok(BackendSpec::Azure(a)),
+            _ => {
+                Err("name exactly one backend: `local: {}`, `aws: {...}` or `azure: {...}`".into())
+            }
         }
     }
 }
 
 impl From<BackendSpec> for BackendFields {
     fn from(b: BackendSpec) -> Self {
+        let mut f = BackendFields::default();
         match b {
-            BackendSpec::Local(l) => BackendFields { local: Some(l) },
+            BackendSpec::Local(l) => f.local = Some(l),
+            BackendSpec::Aws(a) => f.aws = Some(a),
+            BackendSpec::Azure(a) => f.azure = Some(a),
         }
+        f
     }
 }
 
@@ -456,6 +497,7 @@ impl ClusterSpec {
             api_server: ApiServerSpec::default(),
             controller_manager: ComponentSpec::default(),
             scheduler: ComponentSpec::default(),
+            security: SecuritySpec::default(),
         }
     }
 
@@ -528,6 +570,7 @@ impl ClusterSpec {
             api_server: s.api_server,
             controller_manager: s.controller_manager,
             scheduler: s.scheduler,
+            security: s.security,
         };
         let warnings = spec.validate()?;
         Ok(Parsed { spec, warnings })
@@ -565,6 +608,7 @@ impl ClusterSpec {
                 api_server: self.api_server.clone(),
                 controller_manager: self.controller_manager.clone(),
                 scheduler: self.scheduler.clone(),
+                security: self.security.clone(),
             },
         };
         serde_norway::to_string(&doc).unwrap_or_else(|e| format!("# cannot serialize: {e}\n"))

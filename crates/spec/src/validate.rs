@@ -173,6 +173,12 @@ impl ClusterSpec {
             }
         }
 
+        match &self.backend {
+            crate::BackendSpec::Local(_) => {}
+            crate::BackendSpec::Aws(aws) => aws.validate(self, &mut err),
+            crate::BackendSpec::Azure(azure) => azure.validate(self, &mut err),
+        }
+        self.security.validate(self, &mut err);
         if let Some(gw) = &self.gateway {
             self.validate_gateway(gw, &names, &ips, &mut err);
         }
