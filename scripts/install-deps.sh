@@ -22,6 +22,27 @@ command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v sysctl >/dev/null 2>&1 || need+=(procps)
 
+# PyPI tools, each in its own virtualenv (their pins conflict), linked into one bin directory
+# that scripts/test.sh puts on PATH: moto_server (the AWS API on loopback), checkov (CIS checks),
+# kubernetes-validate (OpenAPI schemas per Kubernetes version). Versions are pinned so a
+# scanner update cannot change what the tests accept without a commit.
+py_root="${FRANKENETES_PY:-${XDG_CACHE_HOME:-$HOME/.cache}/frankenetes/py}"
+mkdir -p "$py_root/bin"
+pytool() { # pytool VENV 'REQUIREMENT' COMMAND...
+  local venv="$py_root/$1" req="$2"; shift 2
+  if [ ! -f "$venv/.installed" ] || [ "$(cat "$venv/.installed")" != "$req" ]; then
+    echo "install-deps: installing $req from PyPI" >&2
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "$req"
+    echo "$req" >"$venv/.installed"
+  fi
+  for c in "$@"; do ln -sf "$venv/bin/$c" "$py_root/bin/$c"; done
+}
+pytool moto 'moto[server]==5.2.1' moto_server
+pytool checkov 'checkov==3.3.30' checkov
+pytool kubernetes-validate 'kubernetes-validate==1.37.0' kubernetes-validate
+
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
+# The PyPI tools (moto_server, checkov, kubernetes-validate) install-deps put in their venvs.
+export PATH="${FRANKENETES_PY:-${XDG_CACHE_HOME:-$HOME/.cache}/frankenetes/py}/bin:$PATH"
 export INSTA_UPDATE=no
 cargo test --workspace --locked "$@"
