@@ -1,0 +1,160 @@
+//! The AWS backend of frankenetes: EC2 machines ([`Ec2Backend`], a
+//! [`ComputeBackend`](frankenetes_compute::ComputeBackend)) and the cheap lab ([`Lab`]): a VPC,
+//! a NAT/WireGuard gateway instance, the cluster's nodes on fixed private IPs and an internal
+//! network load balancer in front of the control planes — `plan`, `up`, `down`, `audit`.
+//!
+//! ```no_run
+//! use std::collections::BTreeMap;
+//! use frankenetes_cloud_aws::{Lab, LabPayloads};
+//! use frankenetes_spec::ClusterSpec;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let spec = ClusterSpec::load("cluster.yaml")?.spec;          // backend: aws, with a gateway
+//! let sdk = frankenetes_cloud_aws::load_sdk_config(&spec, None).await; // the standard AWS chain
+//! let gateway = std::fs::read("out/nodes/gateway.ign")?;
+//! let mut nodes = BTreeMap::new();
+//! for n in &spec.control_plane {
+//!     nodes.insert(n.name.clone(), std::fs::read(format!("out/nodes/{}.ign", n.name.as_str()))?);
+//! }
+//! let lab = Lab::new(&sdk, &spec, LabPayloads::new(gateway, nodes))?;
+//! println!("{}", lab.plan().await?);                            // resources and $/hour, no write
+//! let report = lab.up(&|e| println!("{e}")).await?;             // idempotent
+//! println!("WireGuard endpoint: {:?}", report.gateway_public_ip);
+//! let audit = lab.down(&|e| println!("{e}")).await?;            // leak-free
+//! assert!(audit.is_clean(), "{audit}");
+//! # Ok(()) }
+//! ```
+//!
+//! # The lab
+//!
+//! From `spec.backend.aws` and `spec.gateway` (defaults are the cheap-lab write-up's):
+//! a VPC (`vpcCIDR`, 10.10.16.0/20); a node subnet (`subnetCIDR`, 10.10.16.0/24) and a gateway
+//! subnet (`gatewaySubnetCIDR`, 10.10.31.0/24); an internet gateway; a route table for the
+//! gateway subnet (default route to the internet gateway) and one for the node subnet (default
+//! route and the WireGuard tunnel's block to the gateway's network interface); two security
+//! groups — the gateway's (WireGuard UDP from anywhere, everything from the VPC, which it
+//! NATs) and the nodes' (6443 from the VPC and the tunnel, 2379–2380 and 10250 between nodes,
+//! SSH only from the tunnel); a network interface per machine with the spec's fixed IP (the
+//! gateway's with source/dest check off); an Elastic IP on the gateway; the gateway instance
+//! with its Ignition config; one instance per node with its node bundle (Fedora CoreOS AMI looked
+//! up by owner 125523088429 and name `fedora-coreos-*`, or `spec.backend.aws.ami`); an internal
+//! NLB at `loadBalancerIP` (default the subnet's tenth address) with a TCP 6443 listener and an
+//! IP target group of the control planes.
+//!
+//! Every resource is tagged `frankenetes.dev/cluster=<name>` (and `frankenetes.dev/role`,
+//! `Name`) in its create call (`TagSpecifications`; `Tags` on ELBv2), so no crash can leave an
+//! untagged resource. `up` finds each resource by its tags and creates only what is missing
+//! (a converged lab makes no write call); independent resources are created concurrently.
+//! `down` needs no state file: it lists every tagged resource in the region, deletes in
+//! dependency order (listeners, load balancers — waiting until they are gone — target groups,
+//! instances — waiting until terminated — Elastic IPs, network interfaces, route tables,
+//! security groups, subnets, internet gateways, VPCs, stray volumes), retries
+//! `DependencyViolation`, "in use" and throttling with backoff, and ends with [`Lab::audit`].
+//!
+//! # User data over 16 KiB
+//!
+//! See [`userdata`]: a config over EC2's limit becomes a stub Ignition config that replaces
+//! itself with the gzip-compressed original carried inline (`ignition.config.replace` with
+//! `compression: gzip`, Ignition spec ≥ 3.1.0). Ignition's AWS provider does not gunzip raw
+//! user data (coreos/ignition#398 and #1100 were closed unmerged), so plain gzip would not boot;
+//! a stub pointing at S3 would need a bucket and an instance role — more to create, pay for and
+//! leak. A config that does not fit even compressed is refused before anything is created.
+//!
+//! # Cost
+//!
+//! [`Lab::plan`] prices the lab from [`plan::PRICES`] (its source and date are printed with
+//! it). The write-up's lab (four `t3a.nano`, one public IPv4, one NLB) comes to about $0.046
+//! an hour (its table says $0.045).
+//!
+//! # Tested against moto, and where moto differs from AWS
+//!
+//! The tests run `moto_server` (5.2) on 127.0.0.1. What moto does differently, and how this
+//! crate copes (observed with moto 5.2.1/5.2.5):
+//! - Instances are `running` on the first describe and `terminated` right after
+//!   TerminateInstances; waits are exercised only for their exit path.
+//! - Deleting a subnet, a security group or an ENI that is still in use, a VPC with an
+//!   attached internet gateway, or releasing an associated Elastic IP succeeds in moto and fails
+//!   on AWS (`DependencyViolation`, `InvalidIPAddress.InUse`). `down` uses the AWS-correct order
+//!   anyway (disassociate before release, detach before delete) and retries those codes.
+//! - A fixed private IP outside its subnet, or used twice, is accepted by moto;
+//!   `frankenetes-spec` validates the address plan instead.
+//! - No size limit on user data: the 16 KiB limit is enforced here.
+//! - The NLB creates no network interfaces (AWS makes one per subnet, which hold the subnet for
+//!   minutes after the NLB is deleted: `down` waits for the NLB and retries the subnet), its ARN
+//!   says `app/` instead of `net/`, and a second CreateLoadBalancer with the same name creates a
+//!   second NLB (AWS returns the first): `up` looks load balancers, target groups and listeners
+//!   up before creating them.
+//! - Every IP target is `healthy` at once, whether anything listens or not.
+//! - The instance's own `SourceDestCheck` stays `true` when its ENI's is off; the ENI is what
+//!   counts (and what the tests check).
+//! - Elastic IPs report the tag resource type `vpc-elastic-ip`; the audit lists them with
+//!   DescribeAddresses by tag, not through the tagging API.
+//! - There is no Fedora CoreOS AMI: tests give `ami:`; the lookup filter is unit-tested.
+//!
+//! # Credentials and endpoints
+//!
+//! [`load_sdk_config`] uses the standard chain (environment, profile, SSO, IMDS) and the
+//! region from `spec.backend.aws.region` (else the chain's); an endpoint override points every
+//! client at an emulator. [`static_sdk_config`] builds a hermetic config (tests, moto).
+
+#![deny(missing_docs)]
+
+mod ec2;
+mod error;
+mod lab;
+pub mod plan;
+mod tags;
+pub mod userdata;
+
+pub use ec2::{Ec2Backend, MachineDefaults, Timing};
+pub use error::Error;
+pub use lab::{
+    API_PORT, Audit, Event, FEDORA_COREOS_OWNER, Lab, LabPayloads, OnEvent, Resource, UpReport,
+};
+pub use plan::{Plan, PlanItem, PriceTable};
+pub use tags::{ROLE_KEY, UNIT_KEY};
+
+/// Re-exported so callers need no direct `aws-config` dependency.
+pub use aws_config::SdkConfig;
+
+use frankenetes_spec::{BackendSpec, ClusterSpec};
+
+/// The SDK configuration from the standard AWS chain (environment, shared config and
+/// credentials files, SSO, container and instance metadata), with the region of
+/// `spec.backend.aws.region` when set and every service at `endpoint` when given (an
+/// emulator such as moto).
+pub async fn load_sdk_config(spec: &ClusterSpec, endpoint: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let BackendSpec::Aws(aws) = &spec.backend
+        && let Some(region) = &aws.region
+    {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some(url) = endpoint {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+/// A hermetic SDK configuration: this endpoint, region and static key pair, nothing read
+/// from the environment or profile files (for tests against moto).
+pub fn static_sdk_config(
+    endpoint: &str,
+    region: &str,
+    access_key: &str,
+    secret_key: &str,
+) -> SdkConfig {
+    use aws_sdk_ec2::config::{Credentials, SharedCredentialsProvider};
+    SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .endpoint_url(endpoint)
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            access_key,
+            secret_key,
+            None,
+            None,
+            "frankenetes-static",
+        )))
+        .build()
+}
