@@ -168,37 +168,33 @@ pub(crate) async fn list_instances(
 /// Launches an instance with its tags in the same call.
 pub(crate) async fn launch(ec2: &aws_sdk_ec2::Client, l: Launch<'_>) -> Result<Instance, Error> {
     let (user_data, _) = userdata::encode(l.unit, l.payload)?;
-    let nic = match l.placement {
-        Placement::Eni(id) => InstanceNetworkInterfaceSpecification::builder()
-            .device_index(0)
-            .network_interface_id(id)
-            .build(),
-        Placement::Subnet {
-            subnet_id,
-            private_ip,
-            groups,
-        } => {
-            let mut b = InstanceNetworkInterfaceSpecification::builder()
-                .device_index(0)
-                .delete_on_termination(true)
-                .set_subnet_id(subnet_id)
-                .set_private_ip_address(private_ip.map(|ip| ip.to_string()));
-            for g in groups {
-                b = b.groups(g);
-            }
-            b.build()
-        }
-    };
     let name = format!("{}-{}", l.cluster, l.unit);
     let extra = [(UNIT_KEY, l.unit)];
-    let out = ec2
+    let mut req = ec2
         .run_instances()
         .image_id(l.image)
         .instance_type(InstanceType::from(l.size))
         .min_count(1)
         .max_count(1)
-        .user_data(STANDARD.encode(&user_data))
-        .network_interfaces(nic)
+        .user_data(STANDARD.encode(&user_data));
+    req = match l.placement {
+        // A pre-made ENI carries the fixed IP, the security groups and source/dest check.
+        Placement::Eni(id) => req.network_interfaces(
+            InstanceNetworkInterfaceSpecification::builder()
+                .device_index(0)
+                .network_interface_id(id)
+                .build(),
+        ),
+        Placement::Subnet {
+            subnet_id,
+            private_ip,
+            groups,
+        } => req
+            .set_subnet_id(subnet_id)
+            .set_private_ip_address(private_ip.map(|ip| ip.to_string()))
+            .set_security_group_ids((!groups.is_empty()).then_some(groups)),
+    };
+    let out = req
         .tag_specifications(tags::spec(
             ResourceType::Instance,
             l.cluster,
@@ -354,7 +350,11 @@ impl ComputeBackend for Ec2Backend {
             },
         )
         .await?;
-        Ok(to_unit(&inst))
+        // The launch response may come without tags: name the unit from the spec.
+        let mut unit = to_unit(&inst);
+        unit.name = spec.name.clone();
+        unit.tag = spec.tag.clone();
+        Ok(unit)
     }
 
     async fn describe(&self, id: &UnitId) -> Result<Unit, BackendError> {

@@ -1311,9 +1311,26 @@ impl Lab {
     /// Deletes every resource tagged with the cluster in the region, in dependency order,
     /// retrying `DependencyViolation`, "in use" and throttling with backoff, and returns the
     /// audit that follows (clean when nothing is left). Needs no state: it works after a
-    /// crashed `up` and after an earlier `down`.
+    /// crashed `up` and after an earlier `down`. A resource that appears while it runs (a
+    /// launch still in flight when `up` died) is caught by a further pass, up to three.
     pub async fn down(&self, on: OnEvent<'_>) -> Result<Audit, Error> {
+        let mut audit;
+        let mut pass = 0;
+        loop {
+            pass += 1;
+            let deleted = self.down_pass(on).await?;
+            audit = self.audit().await?;
+            if audit.is_clean() || deleted == 0 || pass == 3 {
+                return Ok(audit);
+            }
+        }
+    }
+
+    /// One pass of [`Lab::down`]; returns how many resources it deleted.
+    async fn down_pass(&self, on: OnEvent<'_>) -> Result<usize, Error> {
+        let count = std::sync::atomic::AtomicUsize::new(0);
         let deleted = |kind: &'static str, id: &str, role: &str| {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             on(&Event::Deleted(Resource {
                 kind,
                 id: id.to_owned(),
@@ -1659,8 +1676,7 @@ impl Lab {
             .await?;
             deleted("volume", &v, "volume");
         }
-
-        self.audit().await
+        Ok(count.into_inner())
     }
 
     fn cluster_filter(&self) -> Filter {

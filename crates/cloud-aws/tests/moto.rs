@@ -56,8 +56,13 @@ impl Moto {
             .local_addr()
             .unwrap()
             .port();
+        // The recorder writes its log to a file: keep it out of the source tree.
+        let dir = std::env::temp_dir().join(format!("frankenetes-moto-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
         let child = Command::new(moto_binary())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .current_dir(&dir)
+            .env("MOTO_RECORDER_FILEPATH", dir.join("recording"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -186,6 +191,9 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("frankenetes-moto-{}", self.port)),
+        );
     }
 }
 
