@@ -347,3 +347,64 @@ fn a_relaxation_shows_up_as_a_finding() {
         assert!(ids.contains(id), "{id} not reported: {ids:?}");
     }
 }
+
+/// `kubernetes-validate --strict` accepts the hardened static pods (new volumes and mounts
+/// included) against the rendered version's schema. It has no schema for the apiserver's
+/// configuration kinds (EncryptionConfiguration, audit Policy, AdmissionConfiguration,
+/// AuthenticationConfiguration): it says so, and those are checked through their typed
+/// structs (deny_unknown_fields) in the unit tests instead.
+#[test]
+fn kubernetes_validate_accepts_the_static_pods() {
+    let kv = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("kubernetes-validate"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`kubernetes-validate` is not on PATH: run ./scripts/install-deps.sh, then put \\
+                 ~/.cache/frankenetes/py/bin on PATH (scripts/test.sh does)"
+            )
+        });
+    let spec = ClusterSpec::example();
+    let dir = bundle(&spec);
+    let node = dir.path().join("nodes/control-01/etc/kubernetes");
+    let version = format!("1.{}.0", spec.kubernetes_version.minor);
+    let mut args = vec!["--strict".to_owned(), "-k".into(), version];
+    for p in [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ] {
+        args.push(
+            node.join(format!("manifests/{p}.yaml"))
+                .display()
+                .to_string(),
+        );
+    }
+    let out = common::run(Command::new(&kv).args(&args));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        text.matches("passed for resource pod/").count(),
+        4,
+        "{text}"
+    );
+    let out = common::run(
+        Command::new(&kv)
+            .args(["-k", "1.35.0"])
+            .arg(node.join("pki/encryption-config.yaml")),
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("Couldn't find schema for kind EncryptionConfiguration"),
+        "{said}"
+    );
+}
