@@ -42,6 +42,7 @@ pub mod flags;
 pub mod ignition;
 pub mod kubeconfig;
 pub mod kubelet;
+pub mod security;
 mod staticpod;
 pub mod systemd;
 pub mod versions;
@@ -297,6 +298,31 @@ pub fn render(spec: &ClusterSpec, pki: &Pki) -> Result<Rendered, Error> {
         &kubelet::KubeletConfiguration::for_spec(spec),
     )?;
     let kubelet_inventory = Inventory::kubernetes(Binary::Kubelet, rel.minor)?;
+    // The apiserver's hardening files (the encryption configuration comes with the PKI).
+    let mut apiserver_files = vec![(
+        security::ADMISSION_CONFIG,
+        yaml(
+            "AdmissionConfiguration",
+            &security::admission_configuration(spec),
+        )?,
+    )];
+    if let Some(a) = security::authentication_configuration(spec) {
+        apiserver_files.push((
+            security::AUTHENTICATION_CONFIG,
+            yaml("AuthenticationConfiguration", &a)?,
+        ));
+    }
+    if spec.security.audit_log {
+        apiserver_files.push((
+            security::AUDIT_POLICY,
+            yaml("audit Policy", &security::audit_policy())?,
+        ));
+    }
+    if spec.security.encryption_at_rest && pki.encryption_config().is_none() {
+        return Err(Error::MissingPki(
+            "Secrets encryption configuration (encryption-config.yaml)".into(),
+        ));
+    }
     let pki_files = pki.files();
     let hosts = {
         let mut h = String::from(
@@ -342,6 +368,10 @@ pub fn render(spec: &ClusterSpec, pki: &Pki) -> Result<Rendered, Error> {
                     yaml(name, pod)?,
                     SECRET_MODE,
                 ));
+            }
+            for (path, contents) in &apiserver_files {
+                b.files
+                    .push(NodeFile::new(*path, contents.as_bytes(), SECRET_MODE));
             }
             let local = spec.local_api_url(node);
             let mut f = kubeconfig(
@@ -429,7 +459,7 @@ pub fn render(spec: &ClusterSpec, pki: &Pki) -> Result<Rendered, Error> {
             .push(NodeFile::new("/etc/hosts", hosts.clone(), public));
         b.files.push(NodeFile::new(
             "/etc/sysctl.d/90-kubernetes.conf",
-            "# Written by frankenetes: pods' traffic is routed and bridged through this node.\nnet.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\nnet.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\n",
+            format!("# Written by frankenetes: pods' traffic is routed and bridged through this node.\nnet.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\nnet.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\n# The kubelet runs with protectKernelDefaults: it checks these and will not change them.\n{}", kubelet::PROTECTED_KERNEL_TUNABLES),
             public,
         ));
         b.files.push(NodeFile::new(
