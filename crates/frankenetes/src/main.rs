@@ -276,6 +276,15 @@ enum PkiSub {
         #[arg(long, value_name = "DURATION")]
         validity: Option<GoDuration>,
     },
+    /// Add a new first key to the Secrets encryption config in DIR; older keys stay for reads.
+    ///
+    /// Rewrites cluster/pki/encryption-config.yaml and every control-plane node's copy with the
+    /// same content (refused, nothing written, if the copies differ), then prints what to do
+    /// next: copy the file to the nodes, restart each apiserver, rewrite every Secret.
+    RotateEncryption {
+        /// The output directory of `frankenetes pki` or `render`.
+        dir: PathBuf,
+    },
 }
 
 /// How a command ended when it did not fail outright.
@@ -332,7 +341,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         }
         if let Some(pe) = cause.downcast_ref::<pki::Error>() {
             return match pe {
-                pki::Error::UnknownName { .. } | pki::Error::Unsupported(_) => 2,
+                pki::Error::UnknownName { .. }
+                | pki::Error::Unsupported(_)
+                | pki::Error::Encryption { .. } => 2,
                 _ => 1,
             };
         }
@@ -399,6 +410,10 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 }),
             ..
         }) => renew(&dir, names, validity),
+        Command::Pki(PkiCommand {
+            sub: Some(PkiSub::RotateEncryption { dir }),
+            ..
+        }) => rotate_encryption(&dir),
         Command::Pki(PkiCommand {
             sub: None,
             generate,
@@ -593,6 +608,23 @@ fn renew(dir: &Path, names: Vec<String>, validity: Option<GoDuration>) -> anyhow
     Ok(Outcome::Ok)
 }
 
+fn rotate_encryption(dir: &Path) -> anyhow::Result<Outcome> {
+    if !dir.is_dir() {
+        return Err(BadInput(format!("{} is not a directory", dir.display())).into());
+    }
+    let report = pki::encryption::rotate(dir)?;
+    outln!("new write key: {}", report.new_key);
+    outln!("keys kept for reads: {}", report.read_keys.join(", "));
+    for f in &report.written {
+        outln!("wrote {}", dir.join(f).display());
+    }
+    outln!("next:");
+    for (i, step) in report.next_steps.iter().enumerate() {
+        outln!("  {}. {step}", i + 1);
+    }
+    Ok(Outcome::Ok)
+}
+
 fn plan(file: &Path) -> anyhow::Result<Outcome> {
     let spec = load_spec(file)?;
     let plan = PkiPlan::from(&spec);
@@ -646,6 +678,13 @@ fn plan(file: &Path) -> anyhow::Result<Outcome> {
     let rendered = frankenetes_manifests::render(&spec, &sample)
         .with_context(|| format!("{}", file.display()))?;
     outln!("etcd flags rendered for etcd {}", rendered.etcd_version);
+    // Relaxations of the hardened defaults are warnings (stderr); the rest is information.
+    for note in frankenetes_manifests::security::plan_notes(&spec) {
+        match note.strip_prefix("relaxed: ") {
+            Some(r) => eprintln!("warning: {}: relaxed: {r}", file.display()),
+            None => outln!("security: {note}"),
+        }
+    }
     outln!("operator: cluster/pki/, cluster/admin.conf, cluster/super-admin.conf");
     for (node, role) in spec.nodes() {
         let role = match role {
