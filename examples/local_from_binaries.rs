@@ -1,4 +1,4 @@
-//! `local_from_binaries`: the "Kubernetes from bare binaries" write-up (seeds 001-003) as a short
+//! `local_from_binaries`: the "Dessine-moi un cluster" write-up (seed 003: a control plane from bare binaries) as a short
 //! program. Where the write-up hand-makes certificates, writes flags for each component, starts
 //! etcd members one by one and curls their health endpoints, this builds the spec in code and
 //! lets the sequencer do it: PKI → bundles → three etcd members with mutual TLS → (when the

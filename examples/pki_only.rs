@@ -1,7 +1,8 @@
-//! `pki_only`: what `cargo add frankenetes-pki` users do. Replaces the "generate the
-//! certificates with openssl/cfssl by hand" chapter of every from-scratch guide (seeds 000-003):
-//! the whole kubeadm-compatible PKI in memory, only the files you choose written, and an expiry
-//! check by an independent parser of what was written.
+//! `pki_only`: what `cargo add frankenetes-pki` users do. Replaces the hand-built `openssl` PKI
+//! of the cheap-lab write-up (seed 004: root, intermediates, per-node certificates, client
+//! identities) and the TLS the ACI write-ups (seeds 000-002) left out: the whole
+//! kubeadm-compatible PKI in memory, only the files you choose written, and an expiry check of
+//! what was written.
 //!
 //! No async runtime, no network: `cargo tree -e normal -p frankenetes-pki` shows no tokio and no
 //! HTTP client (CI checks it).
