@@ -24,6 +24,7 @@
 
 #![deny(missing_docs)]
 
+pub mod aci;
 mod cluster;
 pub mod etcd;
 mod https;
