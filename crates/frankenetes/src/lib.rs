@@ -5,6 +5,7 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `local` | yes | [`bootstrap`]: the sequencer, the local-process backend, etcd snapshot/restore |
+//! | `azure` | no | [`cloud_azure`]: Azure Container Instances (ARM REST, `azure_identity`) |
 //! | `cli` | yes | the `frankenetes` binary (implies `local`) |
 //!
 //! [`spec`], [`pki`], [`manifests`], [`netgw`] and [`compute`] are always there; they need no
@@ -23,6 +24,8 @@
 
 #[cfg(feature = "local")]
 pub use frankenetes_bootstrap as bootstrap;
+#[cfg(feature = "azure")]
+pub use frankenetes_cloud_azure as cloud_azure;
 pub use frankenetes_compute as compute;
 pub use frankenetes_manifests as manifests;
 pub use frankenetes_netgw as netgw;

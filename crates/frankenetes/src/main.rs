@@ -38,6 +38,9 @@ macro_rules! out {
     }};
 }
 
+#[cfg(feature = "azure")]
+mod cloud;
+
 /// Build a Kubernetes control plane the hard way, automatically and securely.
 ///
 /// Exit codes: 0 success, 1 a check or operation found a problem, 2 bad input (config,
@@ -89,7 +92,7 @@ enum Command {
     Status(ClusterArgs),
     /// Stop every process of the cluster (by PID) and report what was removed. Data, PKI and
     /// bundles stay in the cluster directory (remove it to forget the cluster).
-    Down(ClusterArgs),
+    Down(DownArgs),
     /// Snapshot etcd, then stop every unit, keeping its data.
     Pause(ClusterArgs),
     /// Start every unit again, restoring the newest snapshot if a member's data is gone.
@@ -166,6 +169,16 @@ struct UpArgs {
     /// How long each health gate waits, e.g. 90s.
     #[arg(long, default_value = "90s", value_name = "DURATION")]
     timeout: GoDuration,
+}
+
+#[derive(Debug, Args)]
+struct DownArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// Also delete what holds the cluster's data outside its units: on azure, the file share
+    /// with the etcd snapshots (kept by default, so a later `up` restores them).
+    #[arg(long)]
+    purge: bool,
 }
 
 #[derive(Debug, Args)]
@@ -392,7 +405,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         } => vpn_peer_add(&name, &file, &out, write),
         Command::Up(a) => cluster_cmd(&a.cluster, Some(a.timeout), Op::Up),
         Command::Status(a) => cluster_cmd(&a, None, Op::Status),
-        Command::Down(a) => cluster_cmd(&a, None, Op::Down),
+        Command::Down(a) => cluster_cmd(&a.cluster, None, Op::Down { purge: a.purge }),
         Command::Pause(a) => cluster_cmd(&a, None, Op::Pause),
         Command::Resume(a) => cluster_cmd(&a, None, Op::Resume),
         Command::Snapshot(a) => cluster_cmd(&a.cluster, None, Op::Snapshot(a.file)),
@@ -704,13 +717,30 @@ fn plan(file: &Path) -> anyhow::Result<Outcome> {
             }
         }
     }
+    match &spec.backend {
+        #[cfg(feature = "azure")]
+        spec::BackendSpec::Azure(_) => {
+            use frankenetes::bootstrap::aci;
+            let p = aci::plan(&spec, &aci::AciOptions::default())?;
+            outln!("azure: what `up` creates (no call is made now)");
+            out!("{}", p.table());
+        }
+        spec::BackendSpec::Local(_) => {}
+        #[allow(unreachable_patterns)]
+        other => outln!(
+            "{}: this build cannot plan spec.backend.{} (build with --features {})",
+            file.display(),
+            other.kind(),
+            other.kind()
+        ),
+    }
     Ok(Outcome::Ok)
 }
 
 enum Op {
     Up,
     Status,
-    Down,
+    Down { purge: bool },
     Pause,
     Resume,
     Snapshot(PathBuf),
@@ -756,14 +786,6 @@ fn progress() -> impl Fn(&frankenetes::bootstrap::Event) + Send + Sync + 'static
 fn cluster_cmd(a: &ClusterArgs, timeout: Option<GoDuration>, op: Op) -> anyhow::Result<Outcome> {
     use frankenetes::bootstrap::{Cluster, LocalBackend, Options};
     let spec = load_spec(&a.file)?;
-    if !matches!(spec.backend, frankenetes::spec::BackendSpec::Local(_)) {
-        return Err(BadInput(format!(
-            "{}: spec.backend.{} is not supported by this command yet; use `local: {{}}`",
-            a.file.display(),
-            spec.backend.kind()
-        ))
-        .into());
-    }
     let dir = a.dir.clone().unwrap_or_else(|| {
         a.file
             .parent()
@@ -774,6 +796,25 @@ fn cluster_cmd(a: &ClusterArgs, timeout: Option<GoDuration>, op: Op) -> anyhow::
     });
     // Processes outlive this command: give them absolute paths.
     let dir = std::path::absolute(&dir).with_context(|| format!("{}", dir.display()))?;
+    match &spec.backend {
+        spec::BackendSpec::Local(_) => {}
+        #[cfg(feature = "azure")]
+        spec::BackendSpec::Azure(_) => {
+            let purge = matches!(op, Op::Down { purge: true });
+            return cloud::azure::run(spec, &dir, op, purge);
+        }
+        other => {
+            return Err(BadInput(format!(
+                "{}: spec.backend.{} is not in this build of frankenetes; build it with \
+                 `cargo install frankenetes --features {}` (or `cargo run -p frankenetes --features {}`)",
+                a.file.display(),
+                other.kind(),
+                other.kind(),
+                other.kind()
+            ))
+            .into());
+        }
+    }
     let mut opts = Options::new(&dir)
         .bin_dir(a.bin_dir.clone())
         .on_event(progress());
@@ -804,7 +845,7 @@ fn cluster_cmd(a: &ClusterArgs, timeout: Option<GoDuration>, op: Op) -> anyhow::
                 out!("{}", s.table());
                 Ok(if s.components.is_empty() || s.etcd_healthy { Outcome::Ok } else { Outcome::Problems })
             }
-            Op::Down => {
+            Op::Down { .. } => {
                 let removed = cluster.down().await?;
                 if removed.is_empty() {
                     outln!("nothing was running");
