@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 mod cluster;
+pub mod dayone;
 pub mod etcd;
 mod https;
 pub mod local;
