@@ -183,12 +183,13 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap(), 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap(), 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -574,4 +575,77 @@ async fn an_unreachable_apiserver_names_the_object() {
         panic!("a missing kubeconfig was accepted");
     };
     assert!(e.to_string().starts_with("/nonexistent/admin.conf"), "{e}");
+}
+
+/// Stops every process the opt-in test started, also when it fails.
+struct Guard(frankenetes_bootstrap::LocalBackend);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.0.stop_all();
+    }
+}
+
+/// Opt-in: with `FRANKENETES_BIN_DIR` pointing at kube-apiserver, kube-controller-manager and
+/// kube-scheduler, `up` applies the day-one objects to a real control plane: the admin
+/// kubeconfig then has its rights, anonymous users can read `cluster-info` (and nothing else),
+/// a second `up` converges, and tokens are created, listed and deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn real_binaries_get_the_day_one_objects() {
+    use frankenetes_bootstrap::{Cluster, LocalBackend, Options, Phase};
+    use k8s_openapi::api::core::v1::{ConfigMap, Node};
+    let Some(bin) = std::env::var_os("FRANKENETES_BIN_DIR") else {
+        eprintln!(
+            "skipped: set FRANKENETES_BIN_DIR to a directory with kube-apiserver, kube-controller-manager and kube-scheduler to run it"
+        );
+        return;
+    };
+    let yaml = "apiVersion: frankenetes.dev/v1alpha1\nkind: Cluster\nmetadata: {name: dayone}\nspec:\n  kubernetesVersion: v1.35.0\n  controlPlane:\n    - {name: control-01, ip: 127.0.0.121}\n";
+    let spec = ClusterSpec::from_yaml(yaml).unwrap().spec;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::new(dir.path())
+        .bin_dir(Some(bin.into()))
+        .gate_timeout(Duration::from_secs(180));
+    let c = Cluster::new(
+        spec.clone(),
+        LocalBackend::new(dir.path().join("run")),
+        opts,
+    );
+    let _guard = Guard(LocalBackend::new(dir.path().join("run")));
+    let report = c.up().await.unwrap();
+    assert!(report.phases.contains(&Phase::DayOne), "{report:?}");
+    let bundle = dir.path().join("bundle");
+    let admin = dayone::client(&bundle.join("cluster/admin.conf"), None)
+        .await
+        .unwrap();
+    // admin.conf (kubeadm:cluster-admins) has its rights.
+    kube::Api::<Node>::all(admin.clone())
+        .list(&Default::default())
+        .await
+        .unwrap();
+    // Anonymous: cluster-info yes, anything else no.
+    let ca = std::fs::read_to_string(bundle.join("cluster/pki/ca.crt")).unwrap();
+    let mut cfg = kube::Config::new("https://127.0.0.121:6443".parse().unwrap());
+    cfg.root_cert = Some(certs(&ca).into_iter().map(|c| c.to_vec()).collect());
+    let anon = kube::Client::try_from(cfg).unwrap();
+    let public = kube::Api::<ConfigMap>::namespaced(anon.clone(), "kube-public");
+    let info = public.get("cluster-info").await.unwrap();
+    assert!(info.data.unwrap()["kubeconfig"].contains("certificate-authority-data"));
+    let system = kube::Api::<ConfigMap>::namespaced(anon, "kube-system");
+    assert!(system.get("kubeadm-config").await.is_err());
+    // Converges.
+    let again = c.up().await.unwrap();
+    assert!(again.phases.contains(&Phase::DayOne), "{again:?}");
+    let t = dayone::create_token(&admin, Some(Duration::from_secs(600)), "test")
+        .await
+        .unwrap();
+    assert!(
+        dayone::list_tokens(&admin)
+            .await
+            .unwrap()
+            .iter()
+            .any(|i| i.id == t.id())
+    );
+    assert!(dayone::delete_token(&admin, t.id()).await.unwrap());
+    c.down().await.unwrap();
 }
