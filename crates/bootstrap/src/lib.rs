@@ -26,6 +26,7 @@
 
 pub mod aci;
 mod cluster;
+pub mod dayone;
 pub mod etcd;
 mod https;
 pub mod local;

@@ -10,7 +10,10 @@
 //! let spec = ClusterSpec::example();
 //! let auth = security::authentication_configuration(&spec).expect("hardened by default");
 //! let paths: Vec<&str> = auth.anonymous.conditions.iter().map(|c| c.path.as_str()).collect();
-//! assert_eq!(paths, ["/livez", "/readyz", "/healthz"]);
+//! // The health probes, and kubeadm's token discovery (the day-one objects are on by default).
+//! assert_eq!(paths, ["/livez", "/readyz", "/healthz", "/api/v1/namespaces/kube-public/configmaps/cluster-info"]);
+//! let without = security::authentication_configuration_for(&spec, false).expect("hardened");
+//! assert_eq!(without.anonymous.conditions.len(), 3);
 //! ```
 
 use std::collections::BTreeMap;
@@ -251,16 +254,36 @@ pub struct AnonymousCondition {
     pub path: String,
 }
 
-/// Anonymous requests only on `/livez`, `/readyz` and `/healthz` — unless
-/// `spec.security.anonymousAuth` is `all` (`None`: the apiserver's default applies).
+/// The paths anonymous requests may reach: the health probes, and with the day-one objects
+/// (`cluster_info`) the `cluster-info` ConfigMap that `kubeadm join` reads before it has
+/// credentials (RBAC still limits anonymous users to `get` of that one object).
+pub fn anonymous_paths(cluster_info: bool) -> Vec<&'static str> {
+    let mut p = ANONYMOUS_PATHS.to_vec();
+    if cluster_info {
+        p.push(crate::addons::CLUSTER_INFO_PATH);
+    }
+    p
+}
+
+/// [`authentication_configuration_for`] with the day-one objects on (the default).
 pub fn authentication_configuration(spec: &ClusterSpec) -> Option<AuthenticationConfiguration> {
+    authentication_configuration_for(spec, true)
+}
+
+/// Anonymous requests only on `/livez`, `/readyz` and `/healthz`, plus the `cluster-info`
+/// ConfigMap when `cluster_info` (the day-one objects are applied) — unless
+/// `spec.security.anonymousAuth` is `all` (`None`: the apiserver's default applies).
+pub fn authentication_configuration_for(
+    spec: &ClusterSpec,
+    cluster_info: bool,
+) -> Option<AuthenticationConfiguration> {
     (spec.security.anonymous_auth == AnonymousAuth::HealthOnly).then(|| {
         AuthenticationConfiguration {
             api_version: "apiserver.config.k8s.io/v1".into(),
             kind: "AuthenticationConfiguration".into(),
             anonymous: AnonymousConfig {
                 enabled: true,
-                conditions: ANONYMOUS_PATHS
+                conditions: anonymous_paths(cluster_info)
                     .iter()
                     .map(|p| AnonymousCondition {
                         path: (*p).to_owned(),
@@ -278,8 +301,8 @@ pub fn plan_notes(spec: &ClusterSpec) -> Vec<String> {
     let minor = spec.kubernetes_version.minor;
     match spec.security.anonymous_auth {
         AnonymousAuth::HealthOnly if minor >= ANONYMOUS_SECTION_SINCE_MINOR => out.push(format!(
-            "anonymous access: only {} (AuthenticationConfiguration `anonymous` section, {AUTHENTICATION_CONFIG}; supported since v1.{ANONYMOUS_SECTION_SINCE_MINOR}); --anonymous-auth is left unset because the apiserver refuses both",
-            ANONYMOUS_PATHS.join(", ")
+            "anonymous access: only {} (AuthenticationConfiguration `anonymous` section, {AUTHENTICATION_CONFIG}; supported since v1.{ANONYMOUS_SECTION_SINCE_MINOR}; the last for `kubeadm join` discovery, read-only by RBAC); --anonymous-auth is left unset because the apiserver refuses both",
+            anonymous_paths(true).join(", ")
         )),
         AnonymousAuth::HealthOnly => out.push(format!(
             "anonymous access: v1.{minor} predates the AuthenticationConfiguration `anonymous` section (v1.{ANONYMOUS_SECTION_SINCE_MINOR}); --anonymous-auth stays at its default (true) so the kubelet's probes work, and RBAC limits anonymous users to the health and version endpoints"
