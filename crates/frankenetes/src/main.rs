@@ -101,6 +101,11 @@ enum Command {
     Snapshot(SnapshotArgs),
     /// Rebuild every etcd member from FILE (its checksum is verified first).
     Restore(SnapshotArgs),
+    /// Bootstrap tokens for adding workers with stock `kubeadm join` (a running cluster).
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
     /// The WireGuard VPN of `spec.gateway`.
     Vpn {
         #[command(subcommand)]
@@ -114,6 +119,31 @@ enum VpnCmd {
     Peer {
         #[command(subcommand)]
         cmd: PeerCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCmd {
+    /// Make a bootstrap token and print the `kubeadm join` line for a new worker, with
+    /// `--discovery-token-ca-cert-hash sha256:...` (the CA's public key, pinned).
+    Create {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// How long the token is valid, e.g. 1h (0s: never expires; avoid it).
+        #[arg(long, default_value = "24h", value_name = "DURATION")]
+        ttl: GoDuration,
+    },
+    /// List the bootstrap tokens (ids, expiry, usages; never the secrets).
+    List {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Delete a bootstrap token, by id or by the whole token. Exit 1 if there is none.
+    Delete {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// The token id (`abcdef`) or the token (`abcdef.0123456789abcdef`).
+        token: String,
     },
 }
 
@@ -352,6 +382,11 @@ fn exit_code(e: &anyhow::Error) -> u8 {
                 return 2;
             }
         }
+        if let Some(frankenetes::bootstrap::dayone::Error::Invalid(_)) =
+            cause.downcast_ref::<frankenetes::bootstrap::dayone::Error>()
+        {
+            return 2;
+        }
         if let Some(pe) = cause.downcast_ref::<pki::Error>() {
             return match pe {
                 pki::Error::UnknownName { .. }
@@ -390,6 +425,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Plan(a) => plan(&a.file),
+        Command::Token { cmd } => token(cmd),
         Command::Render(a) => render(&a.file, &a.out, a.renew),
         Command::Vpn {
             cmd:
@@ -621,6 +657,71 @@ fn renew(dir: &Path, names: Vec<String>, validity: Option<GoDuration>) -> anyhow
     Ok(Outcome::Ok)
 }
 
+fn cluster_dir(a: &ClusterArgs, spec: &ClusterSpec) -> anyhow::Result<PathBuf> {
+    let dir = a.dir.clone().unwrap_or_else(|| {
+        a.file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .join(".frankenetes")
+            .join(spec.name.as_str())
+    });
+    // Processes outlive this command: give them absolute paths.
+    std::path::absolute(&dir).with_context(|| format!("{}", dir.display()))
+}
+
+fn token(cmd: TokenCmd) -> anyhow::Result<Outcome> {
+    use frankenetes::bootstrap::dayone;
+    let a = match &cmd {
+        TokenCmd::Create { cluster, .. }
+        | TokenCmd::List { cluster }
+        | TokenCmd::Delete { cluster, .. } => cluster,
+    };
+    let spec = load_spec(&a.file)?;
+    let bundle = cluster_dir(a, &spec)?.join("bundle");
+    let admin_conf = bundle.join("cluster/admin.conf");
+    if !admin_conf.is_file() {
+        return Err(BadInput(format!(
+            "{} does not exist: run `frankenetes up -f {}` first (or pass --dir)",
+            admin_conf.display(),
+            a.file.display()
+        ))
+        .into());
+    }
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let admin = dayone::client(&admin_conf, None).await?;
+        match cmd {
+            TokenCmd::Create { ttl, .. } => {
+                let ttl = (!ttl.get().is_zero()).then(|| ttl.get());
+                let t =
+                    dayone::create_token(&admin, ttl, "made by frankenetes token create").await?;
+                let ca = bundle.join("cluster/pki/ca.crt");
+                let ca_pem =
+                    std::fs::read_to_string(&ca).with_context(|| format!("{}", ca.display()))?;
+                let join = dayone::join_command(&spec, &ca_pem, &t)?;
+                outln!("{}", join.as_str());
+                Ok(Outcome::Ok)
+            }
+            TokenCmd::List { .. } => {
+                for t in dayone::list_tokens(&admin).await? {
+                    outln!("{t}");
+                }
+                Ok(Outcome::Ok)
+            }
+            TokenCmd::Delete { token, .. } => {
+                if dayone::delete_token(&admin, &token).await? {
+                    outln!("deleted");
+                    Ok(Outcome::Ok)
+                } else {
+                    eprintln!("no such bootstrap token");
+                    Ok(Outcome::Problems)
+                }
+            }
+        }
+    })
+}
+
 fn rotate_encryption(dir: &Path) -> anyhow::Result<Outcome> {
     if !dir.is_dir() {
         return Err(BadInput(format!("{} is not a directory", dir.display())).into());
@@ -845,7 +946,10 @@ fn cluster_cmd(a: &ClusterArgs, timeout: Option<GoDuration>, op: Op) -> anyhow::
                 out!("{}", s.table());
                 Ok(if s.components.is_empty() || s.etcd_healthy { Outcome::Ok } else { Outcome::Problems })
             }
-            Op::Down { .. } => {
+            Op::Down { purge } => {
+                if purge {
+                    eprintln!("--purge: the local backend keeps no data outside the cluster directory");
+                }
                 let removed = cluster.down().await?;
                 if removed.is_empty() {
                     outln!("nothing was running");
