@@ -672,6 +672,9 @@ mod tests {
         assert_eq!(plain, &ContainerGroupSpec::new(vec![]));
         // secret volume contents stay out of Debug
         let debug = format!("{:?}", group());
-        assert!(debug.contains("<redacted>") && !debug.contains("115, 51"), "{debug}");
+        assert!(
+            debug.contains("<redacted>") && !debug.contains("115, 51"),
+            "{debug}"
+        );
     }
 }
