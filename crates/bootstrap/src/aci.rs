@@ -30,30 +30,25 @@
 //! * `{cluster}-virtual-kubelet` when `spec.backend.azure.virtualKubelet` is set.
 //!
 //! Certificates and kubeconfigs are secret volumes (write-only in ARM), never environment
-//! variables. `frankenetes-compute` cannot yet express init containers or build volumes
-//! outside its crate, so they travel as the `init:` name prefix and the
-//! `FRANKENETES_ACI_VOLUMES` JSON bridge that `frankenetes-cloud-azure` reads.
+//! variables. Each container mounts only the volumes it needs: etcd its certificates and
+//! data, the restore init container the data and the share, the sidecar the certificates and
+//! the share (never etcd's data).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use frankenetes_compute::{
-    BackendErrorKind, ClusterTag, ComputeBackend, ContainerSpec, UnitId, UnitKind, UnitSpec,
-    UnitState,
+    BackendErrorKind, ClusterTag, ComputeBackend, ContainerGroupSpec, ContainerSpec, UnitId,
+    UnitKind, UnitSpec, UnitState, VolumeSource, VolumeSpec,
 };
 use frankenetes_manifests::flags::{Flags, Layout};
 use frankenetes_manifests::{NodeBundle, Rendered};
 use frankenetes_spec::azure::{AciComponent, AzureBackend};
 use frankenetes_spec::{BackendSpec, ClusterSpec, NodeSpec, ports};
-use serde_json::{Value, json};
 
 use crate::{Error, Phase};
 
-/// The init-container marker `frankenetes-cloud-azure` understands (`INIT_PREFIX` there).
-pub const INIT_PREFIX: &str = "init:";
-/// The volume bridge `frankenetes-cloud-azure` understands (`VOLUMES_ENV` there).
-pub const VOLUMES_ENV: &str = "FRANKENETES_ACI_VOLUMES";
 /// Where the share is mounted in the etcd groups and the snapshot job.
 pub const SNAPSHOT_MOUNT: &str = "/snapshots";
 /// etcd's data directory inside its group (an `emptyDir`).
@@ -342,9 +337,10 @@ struct Files<'a> {
 }
 
 impl Files<'_> {
-    /// A secret volume of the bundle files under `dir` named in `names` (base64).
-    fn secret(&self, dir: &str, names: &[&str]) -> Result<Value, Error> {
-        let mut map = serde_json::Map::new();
+    /// A secret volume `name`, mounted at `dir`, of the bundle files under `dir` named in
+    /// `names`.
+    fn secret(&self, name: &str, dir: &str, names: &[&str]) -> Result<VolumeSpec, Error> {
+        let mut map = BTreeMap::new();
         for n in names {
             let path = format!("{dir}/{n}");
             let f = self.bundle.file(&path).ok_or_else(|| {
@@ -353,9 +349,9 @@ impl Files<'_> {
                     self.bundle.name
                 ))
             })?;
-            map.insert((*n).to_owned(), Value::String(base64(&f.contents)));
+            map.insert((*n).to_owned(), f.contents.to_vec());
         }
-        Ok(Value::Object(map))
+        Ok(VolumeSpec::new(name, dir, VolumeSource::Secret(map)))
     }
 }
 
@@ -373,26 +369,22 @@ fn container(
     c
 }
 
-fn with_volumes(mut containers: Vec<ContainerSpec>, volumes: Vec<Value>) -> Vec<ContainerSpec> {
-    if let Some(first) = containers.first_mut() {
-        first
-            .env
-            .insert(VOLUMES_ENV.into(), Value::Array(volumes).to_string());
-    }
-    containers
-}
-
 fn unit(
     spec: &ClusterSpec,
     name: String,
     label: Option<String>,
-    containers: Vec<ContainerSpec>,
+    mut group: ContainerGroupSpec,
 ) -> UnitSpec {
-    let mut u = UnitSpec::container_group(name, ClusterTag::new(spec.name.as_str()), containers);
-    if let UnitKind::ContainerGroup(g) = &mut u.kind {
-        g.dns_label = label;
-    }
-    u
+    group.dns_label = label;
+    UnitSpec::from_group(name, ClusterTag::new(spec.name.as_str()), group)
+}
+
+/// A group of `containers` with `volumes`, mounted by every container.
+fn group(containers: Vec<ContainerSpec>, volumes: Vec<VolumeSpec>) -> ContainerGroupSpec {
+    volumes.into_iter().fold(
+        ContainerGroupSpec::new(containers),
+        ContainerGroupSpec::volume,
+    )
 }
 
 fn args(binary: &str, f: &Flags) -> Vec<String> {
@@ -470,9 +462,15 @@ echo "saved $f"
     )
 }
 
-fn share_volume(az: &AzureBackend) -> Value {
-    json!({ "name": "snapshots", "mountPath": SNAPSHOT_MOUNT,
-        "azureFile": { "shareName": az.share_name, "storageAccountName": az.storage_account } })
+fn share_volume(az: &AzureBackend) -> VolumeSpec {
+    VolumeSpec::new(
+        "snapshots",
+        SNAPSHOT_MOUNT,
+        VolumeSource::FileShare {
+            share: az.share_name.clone(),
+            account: az.storage_account.clone(),
+        },
+    )
 }
 
 fn bundle<'a>(rendered: &'a Rendered, node: &NodeSpec) -> Result<Files<'a>, Error> {
@@ -520,8 +518,8 @@ pub fn units(
             format!("https://0.0.0.0:{}", ports::ETCD_PEER),
         );
         let volumes = vec![
-            json!({ "name": "etcd-pki", "mountPath": ETCD_PKI, "secret": files.secret(ETCD_PKI, &etcd_files)? }),
-            json!({ "name": "data", "mountPath": ETCD_DATA, "emptyDir": {} }),
+            files.secret("etcd-pki", ETCD_PKI, &etcd_files)?,
+            VolumeSpec::new("data", ETCD_DATA, VolumeSource::EmptyDir),
             share_volume(az),
         ];
         let every = az.snapshot_interval.get().as_secs();
@@ -531,34 +529,38 @@ pub fn units(
         );
         let containers = vec![
             container(
-                &format!("{INIT_PREFIX}restore"),
-                &opts.tools_image,
-                sh(&restore_script(spec, node)),
-                &[],
-                (0, 0),
-            ),
-            container(
                 "etcd",
                 &etcd_image,
                 args("etcd", &ef),
                 &[ports::ETCD_CLIENT, ports::ETCD_PEER],
                 opts.etcd,
-            ),
+            )
+            .mounts(["etcd-pki", "data"]),
+            // a client of etcd over TLS: the share and the client certificate, not the data
             container(
                 "snapshot",
                 &opts.tools_image,
                 sh(&sidecar),
                 &[],
                 opts.sidecar,
-            ),
+            )
+            .mounts(["etcd-pki", "snapshots"]),
         ];
+        let restore = container(
+            "restore",
+            &opts.tools_image,
+            sh(&restore_script(spec, node)),
+            &[],
+            (0, 0),
+        )
+        .mounts(["data", "snapshots"]);
         groups.push(AciUnit {
             role: AciRole::Etcd,
             spec: unit(
                 spec,
                 group_name(spec, &format!("etcd-{i}")),
                 Some(az.dns_label(AciComponent::Etcd, i)),
-                with_volumes(containers, volumes),
+                group(containers, volumes).init_container(restore),
             ),
         });
     }
@@ -571,11 +573,25 @@ pub fn units(
         af.set("etcd-servers", spec.etcd_endpoints().join(","));
         let pki = "/etc/kubernetes/pki";
         let volumes = vec![
-            json!({ "name": "pki", "mountPath": pki, "secret": files.secret(pki, &[
-                "ca.crt", "apiserver.crt", "apiserver.key", "apiserver-kubelet-client.crt",
-                "apiserver-kubelet-client.key", "apiserver-etcd-client.crt", "apiserver-etcd-client.key",
-                "front-proxy-ca.crt", "front-proxy-client.crt", "front-proxy-client.key", "sa.pub", "sa.key"])? }),
-            json!({ "name": "etcd-ca", "mountPath": ETCD_PKI, "secret": files.secret(ETCD_PKI, &["ca.crt"])? }),
+            files.secret(
+                "pki",
+                pki,
+                &[
+                    "ca.crt",
+                    "apiserver.crt",
+                    "apiserver.key",
+                    "apiserver-kubelet-client.crt",
+                    "apiserver-kubelet-client.key",
+                    "apiserver-etcd-client.crt",
+                    "apiserver-etcd-client.key",
+                    "front-proxy-ca.crt",
+                    "front-proxy-client.crt",
+                    "front-proxy-client.key",
+                    "sa.pub",
+                    "sa.key",
+                ],
+            )?,
+            files.secret("etcd-ca", ETCD_PKI, &["ca.crt"])?,
         ];
         let containers = vec![container(
             "kube-apiserver",
@@ -590,7 +606,7 @@ pub fn units(
                 spec,
                 group_name(spec, &format!("apiserver-{i}")),
                 Some(az.dns_label(AciComponent::ApiServer, i)),
-                with_volumes(containers, volumes),
+                group(containers, volumes),
             ),
         });
     }
@@ -604,8 +620,12 @@ pub fn units(
     let pki = "/etc/kubernetes/pki";
     let kube = "/etc/kubernetes";
     let cm_volumes = vec![
-        json!({ "name": "kubeconfig", "mountPath": kube, "secret": files.secret(kube, &["controller-manager.conf"])? }),
-        json!({ "name": "pki", "mountPath": pki, "secret": files.secret(pki, &["ca.crt", "ca.key", "sa.key", "front-proxy-ca.crt"])? }),
+        files.secret("kubeconfig", kube, &["controller-manager.conf"])?,
+        files.secret(
+            "pki",
+            pki,
+            &["ca.crt", "ca.key", "sa.key", "front-proxy-ca.crt"],
+        )?,
     ];
     groups.push(AciUnit {
         role: AciRole::ControllerManager,
@@ -613,7 +633,7 @@ pub fn units(
             spec,
             group_name(spec, "controller-manager"),
             None,
-            with_volumes(
+            group(
                 vec![container(
                     "kube-controller-manager",
                     &image("kube-controller-manager"),
@@ -625,16 +645,14 @@ pub fn units(
             ),
         ),
     });
-    let sched_volumes = vec![
-        json!({ "name": "kubeconfig", "mountPath": kube, "secret": files.secret(kube, &["scheduler.conf"])? }),
-    ];
+    let sched_volumes = vec![files.secret("kubeconfig", kube, &["scheduler.conf"])?];
     groups.push(AciUnit {
         role: AciRole::Scheduler,
         spec: unit(
             spec,
             group_name(spec, "scheduler"),
             None,
-            with_volumes(
+            group(
                 vec![container(
                     "kube-scheduler",
                     &image("kube-scheduler"),
@@ -660,9 +678,7 @@ pub fn units(
             })?;
         let files = bundle(rendered, worker)?;
         let vk_kube = "/etc/kubernetes";
-        let volumes = vec![
-            json!({ "name": "kubeconfig", "mountPath": vk_kube, "secret": files.secret(vk_kube, &["kubelet.conf"])? }),
-        ];
+        let volumes = vec![files.secret("kubeconfig", vk_kube, &["kubelet.conf"])?];
         let mut c = container(
             "virtual-kubelet",
             &vk.image,
@@ -688,7 +704,7 @@ pub fn units(
                 spec,
                 group_name(spec, "virtual-kubelet"),
                 None,
-                with_volumes(vec![c], volumes),
+                group(vec![c], volumes),
             ),
         });
     }
@@ -702,28 +718,34 @@ pub fn units(
         spec,
         group_name(spec, "snapshot"),
         None,
-        with_volumes(
+        group(
             vec![
-                container(
-                    &format!("{INIT_PREFIX}snapshot"),
-                    &opts.tools_image,
-                    sh(&snapshot_script(&endpoints, az.snapshots_kept)),
-                    &[],
-                    (0, 0),
-                ),
+                // it only proves the init container finished: it sees no volume
                 container(
                     "done",
                     &opts.tools_image,
                     sh("echo snapshot saved; exec sleep 2147483647"),
                     &[],
                     opts.sidecar,
-                ),
+                )
+                .mounts(Vec::<String>::new()),
             ],
             vec![
-                json!({ "name": "etcd-pki", "mountPath": ETCD_PKI, "secret": job_files.secret(ETCD_PKI, &["ca.crt", "healthcheck-client.crt", "healthcheck-client.key"])? }),
+                job_files.secret(
+                    "etcd-pki",
+                    ETCD_PKI,
+                    &["ca.crt", "healthcheck-client.crt", "healthcheck-client.key"],
+                )?,
                 share_volume(az),
             ],
-        ),
+        )
+        .init_container(container(
+            "snapshot",
+            &opts.tools_image,
+            sh(&snapshot_script(&endpoints, az.snapshots_kept)),
+            &[],
+            (0, 0),
+        )),
     );
 
     Ok(AciUnits {
@@ -967,7 +989,8 @@ pub async fn down(backend: &dyn ComputeBackend, units: &AciUnits) -> Result<(), 
 }
 
 /// Every container of every group with its command, for `plan -v` and tests: (group, container,
-/// image, command). No secret: volumes are listed by name only.
+/// image, command), init containers first, their names shown as `init:{name}`. No secret:
+/// volumes are listed by name only.
 pub fn describe(units: &AciUnits) -> BTreeMap<String, Vec<(String, String, Vec<String>)>> {
     let mut out = BTreeMap::new();
     for u in units
@@ -979,33 +1002,13 @@ pub fn describe(units: &AciUnits) -> BTreeMap<String, Vec<(String, String, Vec<S
         if let UnitKind::ContainerGroup(g) = &u.kind {
             out.insert(
                 u.name.clone(),
-                g.containers
+                g.init_containers
                     .iter()
-                    .map(|c| (c.name.clone(), c.image.clone(), c.command.clone()))
+                    .map(|c| (format!("init:{}", c.name), c))
+                    .chain(g.containers.iter().map(|c| (c.name.clone(), c)))
+                    .map(|(name, c)| (name, c.image.clone(), c.command.clone()))
                     .collect(),
             );
-        }
-    }
-    out
-}
-
-/// Standard base64 with padding (bootstrap has no base64 dependency; this is all it needs).
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(char::from(T[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
         }
     }
     out

@@ -6,8 +6,8 @@ use std::fmt;
 
 use base64::Engine;
 use frankenetes_compute::{
-    BackendError, BackendErrorKind, ClusterTag, ContainerSpec, Unit, UnitId, UnitKind, UnitSpec,
-    UnitState, VolumeSource,
+    BackendError, BackendErrorKind, ClusterTag, ContainerGroupSpec, ContainerSpec, RestartPolicy,
+    Unit, UnitId, UnitKind, UnitSpec, UnitState, VolumeSource,
 };
 use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
@@ -16,112 +16,13 @@ use zeroize::Zeroizing;
 /// [`ClusterTag::KEY`] (`frankenetes.dev/cluster`) is written with `-` instead.
 pub const AZURE_TAG_KEY: &str = "frankenetes.dev-cluster";
 
-/// A container whose name starts with this is sent as an ACI *init container* (run to
-/// completion, in order, before the others start), under the rest of its name.
-/// `frankenetes-compute` has no init containers yet; `:` cannot appear in an ACI name, so the
-/// marker cannot clash with a real container.
-pub const INIT_PREFIX: &str = "init:";
-
-/// Until `frankenetes-compute` can build a `VolumeSpec` outside its crate (it is
-/// `#[non_exhaustive]` without a constructor), volumes may also come as JSON in this
-/// environment variable of the group's first container: a list of ACI volume objects plus a
-/// `mountPath`, e.g. `[{"name":"pki","mountPath":"/etc/kubernetes/pki","secret":{"ca.crt":"<base64>"}},
-/// {"name":"data","mountPath":"/var/lib/etcd","emptyDir":{}},
-/// {"name":"snapshots","mountPath":"/snapshots","azureFile":{"shareName":"s","storageAccountName":"a"}}]`.
-/// It is removed from the environment before the request is built; its secret contents are
-/// never logged (compute's `Debug` shows env keys only).
-pub const VOLUMES_ENV: &str = "FRANKENETES_ACI_VOLUMES";
-
-/// One volume, from compute's `VolumeSpec` or the [`VOLUMES_ENV`] bridge.
-#[derive(Clone)]
-struct Vol {
-    name: String,
-    mount_path: String,
-    kind: VolKind,
-}
-
-#[derive(Clone)]
-enum VolKind {
-    EmptyDir,
-    Secret(Map<String, Value>),
-    File { share: String, account: String },
-}
-
-fn volumes_of(unit: &UnitSpec) -> Result<Vec<Vol>, BackendError> {
-    let UnitKind::ContainerGroup(group) = &unit.kind else {
-        return Ok(Vec::new());
-    };
-    let bad = |why: String| {
-        BackendError::new(
-            BackendErrorKind::Other,
-            format!("{}: volumes: {why}", unit.name),
-        )
-    };
-    let mut out = Vec::new();
-    for v in &group.volumes {
-        let kind = match &v.source {
-            VolumeSource::EmptyDir => VolKind::EmptyDir,
-            VolumeSource::Secret(files) => {
-                let b64 = base64::engine::general_purpose::STANDARD;
-                VolKind::Secret(
-                    files
-                        .iter()
-                        .map(|(k, data)| (k.clone(), Value::String(b64.encode(data))))
-                        .collect(),
-                )
-            }
-            VolumeSource::FileShare { share, account } => VolKind::File {
-                share: share.clone(),
-                account: account.clone(),
-            },
-            _ => return Err(bad(format!("{} has a kind ACI cannot mount", v.name))),
-        };
-        out.push(Vol {
-            name: v.name.clone(),
-            mount_path: v.mount_path.to_string_lossy().into_owned(),
-            kind,
-        });
-    }
-    if let Some(json) = group
-        .containers
-        .first()
-        .and_then(|c| c.env.get(VOLUMES_ENV))
-    {
-        let list: Vec<Value> = serde_json::from_str(json)
-            .map_err(|e| bad(format!("{VOLUMES_ENV} is not JSON: {e}")))?;
-        for v in list {
-            let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-            let name = s("name").ok_or_else(|| bad("a volume has no name".into()))?;
-            let mount_path =
-                s("mountPath").ok_or_else(|| bad(format!("{name} has no mountPath")))?;
-            let kind = if v.get("emptyDir").is_some() {
-                VolKind::EmptyDir
-            } else if let Some(Value::Object(files)) = v.get("secret") {
-                VolKind::Secret(files.clone())
-            } else if let Some(af) = v.get("azureFile") {
-                let f = |k: &str| af.get(k).and_then(Value::as_str).map(str::to_owned);
-                VolKind::File {
-                    share: f("shareName").ok_or_else(|| bad(format!("{name}: no shareName")))?,
-                    account: f("storageAccountName")
-                        .ok_or_else(|| bad(format!("{name}: no storageAccountName")))?,
-                }
-            } else {
-                return Err(bad(format!("{name}: only emptyDir, secret and azureFile")));
-            };
-            out.push(Vol {
-                name,
-                mount_path,
-                kind,
-            });
-        }
-    }
-    Ok(out)
-}
-
 /// The storage account a unit's file-share volume needs a key for, if any.
 pub fn file_share_account(unit: &UnitSpec) -> Result<Option<String>, BackendError> {
-    Ok(volumes_of(unit)?.into_iter().find_map(|v| match v.kind {
-        VolKind::File { account, .. } => Some(account),
+    let UnitKind::ContainerGroup(group) = &unit.kind else {
+        return Ok(None);
+    };
+    Ok(group.volumes.iter().find_map(|v| match &v.source {
+        VolumeSource::FileShare { account, .. } => Some(account.clone()),
         _ => None,
     }))
 }
@@ -158,11 +59,26 @@ fn memory_gb(mib: u32) -> Value {
     json!(gb.max(0.1))
 }
 
-fn container_json(c: &ContainerSpec, name: &str, mounts: &[Value], init: bool) -> Value {
+/// A container of `group` with the mounts of the volumes it selects.
+fn container_json(
+    unit: &UnitSpec,
+    group: &ContainerGroupSpec,
+    c: &ContainerSpec,
+    init: bool,
+) -> Result<Value, BackendError> {
+    let mounts: Vec<Value> = group
+        .mounted_volumes(c)
+        .map_err(|e| BackendError::new(e.kind, format!("{}: {}", unit.name, e.message)))?
+        .into_iter()
+        .map(|v| {
+            // secrets are read-only in ACI whatever we ask; say so
+            let read_only = matches!(v.source, VolumeSource::Secret(_));
+            json!({ "name": v.name, "mountPath": v.mount_path.to_string_lossy(), "readOnly": read_only })
+        })
+        .collect();
     let env: Vec<Value> = c
         .env
         .iter()
-        .filter(|(k, _)| k.as_str() != VOLUMES_ENV)
         // compute says env values may be secret: send them write-only.
         .map(|(k, v)| json!({ "name": k, "secureValue": v }))
         .collect();
@@ -170,7 +86,7 @@ fn container_json(c: &ContainerSpec, name: &str, mounts: &[Value], init: bool) -
     props.insert("image".into(), json!(c.image));
     props.insert("command".into(), json!(c.command));
     props.insert("environmentVariables".into(), Value::Array(env));
-    props.insert("volumeMounts".into(), Value::Array(mounts.to_vec()));
+    props.insert("volumeMounts".into(), Value::Array(mounts));
     if !init {
         let ports: Vec<Value> = c
             .ports
@@ -184,7 +100,7 @@ fn container_json(c: &ContainerSpec, name: &str, mounts: &[Value], init: bool) -
             json!({ "requests": { "cpu": cpu(c.cpu_millis), "memoryInGB": memory_gb(c.memory_mib) } }),
         );
     }
-    json!({ "name": name, "properties": Value::Object(props) })
+    Ok(json!({ "name": c.name, "properties": Value::Object(props) }))
 }
 
 /// The `ContainerGroup` body of a PUT for `unit` in `location`. `key` is the storage account
@@ -204,12 +120,18 @@ pub fn container_group_body(
         ));
     };
     let mut volumes = Vec::new();
-    let mut mounts = Vec::new();
-    for v in volumes_of(unit)? {
-        let (vol, read_only) = match v.kind {
-            VolKind::EmptyDir => (json!({ "name": v.name, "emptyDir": {} }), false),
-            VolKind::Secret(files) => (json!({ "name": v.name, "secret": files }), true),
-            VolKind::File { share, account } => {
+    for v in &group.volumes {
+        let vol = match &v.source {
+            VolumeSource::EmptyDir => json!({ "name": v.name, "emptyDir": {} }),
+            VolumeSource::Secret(files) => {
+                let b64 = base64::engine::general_purpose::STANDARD;
+                let files: Map<String, Value> = files
+                    .iter()
+                    .map(|(k, data)| (k.clone(), Value::String(b64.encode(data))))
+                    .collect();
+                json!({ "name": v.name, "secret": files })
+            }
+            VolumeSource::FileShare { share, account } => {
                 let key = key.ok_or_else(|| {
                     BackendError::new(
                         BackendErrorKind::Other,
@@ -219,31 +141,51 @@ pub fn container_group_body(
                         ),
                     )
                 })?;
-                (
-                    json!({ "name": v.name, "azureFile": {
-                        "shareName": share,
-                        "storageAccountName": account,
-                        "storageAccountKey": key.expose(),
-                    }}),
-                    false,
-                )
+                json!({ "name": v.name, "azureFile": {
+                    "shareName": share,
+                    "storageAccountName": account,
+                    "storageAccountKey": key.expose(),
+                }})
+            }
+            _ => {
+                return Err(BackendError::new(
+                    BackendErrorKind::Unsupported,
+                    format!(
+                        "{}: volume {} has a kind ACI cannot mount (emptyDir, secret and Azure Files only)",
+                        unit.name, v.name
+                    ),
+                ));
             }
         };
         volumes.push(vol);
-        mounts.push(json!({ "name": v.name, "mountPath": v.mount_path, "readOnly": read_only }));
     }
-    let mut containers = Vec::new();
-    let mut inits = Vec::new();
-    let mut ports = BTreeSet::new();
-    for c in &group.containers {
-        match c.name.strip_prefix(INIT_PREFIX) {
-            Some(name) => inits.push(container_json(c, name, &mounts, true)),
-            None => {
-                ports.extend(c.ports.iter().copied());
-                containers.push(container_json(c, &c.name, &mounts, false));
-            }
+    let inits = group
+        .init_containers
+        .iter()
+        .map(|c| container_json(unit, group, c, true))
+        .collect::<Result<Vec<_>, _>>()?;
+    let containers = group
+        .containers
+        .iter()
+        .map(|c| container_json(unit, group, c, false))
+        .collect::<Result<Vec<_>, _>>()?;
+    // an init container's ports are not the group's: it is gone before anyone connects
+    let ports: BTreeSet<u16> = group
+        .containers
+        .iter()
+        .flat_map(|c| c.ports.iter().copied())
+        .collect();
+    let restart = match group.restart_policy {
+        RestartPolicy::Always => "Always",
+        RestartPolicy::OnFailure => "OnFailure",
+        RestartPolicy::Never => "Never",
+        other => {
+            return Err(BackendError::new(
+                BackendErrorKind::Unsupported,
+                format!("{}: ACI has no restart policy {other}", unit.name),
+            ));
         }
-    }
+    };
     if containers.is_empty() {
         return Err(BackendError::new(
             BackendErrorKind::Other,
@@ -259,7 +201,7 @@ pub fn container_group_body(
         props.insert("initContainers".into(), Value::Array(inits));
     }
     props.insert("osType".into(), json!("Linux"));
-    props.insert("restartPolicy".into(), json!("Always"));
+    props.insert("restartPolicy".into(), json!(restart));
     if !ports.is_empty() || group.dns_label.is_some() {
         let mut ip = Map::new();
         ip.insert("type".into(), json!("Public"));
@@ -348,7 +290,8 @@ pub fn unit_from_group(group: &Value) -> Option<Unit> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use frankenetes_compute::ContainerSpec;
+    use frankenetes_compute::{ContainerSpec, VolumeSpec};
+    use std::collections::BTreeMap;
 
     fn fixture(name: &str) -> Value {
         let path = format!(
@@ -387,18 +330,33 @@ mod tests {
     fn body_has_the_shape_of_the_official_example() {
         let mut c = ContainerSpec::new("etcd", "registry.k8s.io/etcd:3.6.6-0", ["etcd"]);
         c.ports = vec![2379, 2380];
-        let mut init = ContainerSpec::new("init:restore", "registry.k8s.io/etcd:3.6.6-0", ["sh"]);
+        let c = c.mounts(["data", "pki"]);
+        let mut init = ContainerSpec::new("restore", "registry.k8s.io/etcd:3.6.6-0", ["sh"]);
         init.ports = vec![9999];
-        let mut unit = UnitSpec::container_group("g", ClusterTag::new("k"), vec![init, c]);
-        let UnitKind::ContainerGroup(g) = &mut unit.kind else {
-            unreachable!()
-        };
-        g.dns_label = Some("k-etcd-0".into());
-        g.containers[0].env.insert(VOLUMES_ENV.into(), json!([
-            {"name": "data", "mountPath": "/var/lib/etcd", "emptyDir": {}},
-            {"name": "pki", "mountPath": "/etc/kubernetes/pki", "secret": {"ca.crt": "Q0VSVA=="}},
-            {"name": "snap", "mountPath": "/snapshots", "azureFile": {"shareName": "s", "storageAccountName": "a"}},
-        ]).to_string());
+        init.env.insert("A".into(), "b".into());
+        let group = ContainerGroupSpec::new(vec![c])
+            .init_container(init)
+            .dns_label("k-etcd-0")
+            .volume(VolumeSpec::new(
+                "data",
+                "/var/lib/etcd",
+                VolumeSource::EmptyDir,
+            ))
+            .volume(VolumeSpec::new(
+                "pki",
+                "/etc/kubernetes/pki",
+                VolumeSource::Secret(BTreeMap::from([("ca.crt".into(), b"CERT".to_vec())])),
+            ))
+            .volume(VolumeSpec::new(
+                "snap",
+                "/snapshots",
+                VolumeSource::FileShare {
+                    share: "s".into(),
+                    account: "a".into(),
+                },
+            ))
+            .restart_policy(RestartPolicy::OnFailure);
+        let unit = UnitSpec::from_group("g", ClusterTag::new("k"), group);
         assert_eq!(file_share_account(&unit).unwrap().as_deref(), Some("a"));
         assert!(
             container_group_body(&unit, "westeurope", None).is_err(),
@@ -458,9 +416,9 @@ mod tests {
         assert!(init[0]["properties"].get("ports").is_none());
         assert_eq!(
             init[0]["properties"]["environmentVariables"],
-            json!([]),
-            "the bridge is not sent"
+            json!([{"name": "A", "secureValue": "b"}])
         );
+        // no `mounts`: every volume
         assert_eq!(
             init[0]["properties"]["volumeMounts"]
                 .as_array()
@@ -468,6 +426,15 @@ mod tests {
                 .len(),
             3
         );
+        // `mounts`: only those, in the group's order, secrets read-only
+        assert_eq!(
+            body["properties"]["containers"][0]["properties"]["volumeMounts"],
+            json!([
+                {"name": "data", "mountPath": "/var/lib/etcd", "readOnly": false},
+                {"name": "pki", "mountPath": "/etc/kubernetes/pki", "readOnly": true},
+            ])
+        );
+        assert_eq!(body["properties"]["restartPolicy"], "OnFailure");
         assert_eq!(
             body["properties"]["ipAddress"]["ports"],
             json!([{"port": 2379, "protocol": "TCP"}, {"port": 2380, "protocol": "TCP"}])
@@ -478,5 +445,34 @@ mod tests {
         );
         assert_eq!(body["tags"][AZURE_TAG_KEY], "k");
         assert!(!format!("{:?}", StorageKey::new("KEY")).contains("KEY\""));
+    }
+}
+
+#[cfg(test)]
+mod typed_errors {
+    use super::*;
+    use frankenetes_compute::ContainerSpec;
+
+    #[test]
+    fn a_mount_of_a_missing_volume_names_unit_container_and_volume() {
+        let c = ContainerSpec::new("side", "tools", ["sh"]).mounts(["nope"]);
+        let unit = UnitSpec::container_group("g1", ClusterTag::new("k"), vec![c]);
+        let e = container_group_body(&unit, "westeurope", None).unwrap_err();
+        assert_eq!(e.kind, BackendErrorKind::Other);
+        for part in ["g1", "side", "\"nope\""] {
+            assert!(e.message.contains(part), "{part} not in {e}");
+        }
+    }
+
+    #[test]
+    fn init_containers_alone_are_not_a_group() {
+        let init = ContainerSpec::new("only-init", "tools", ["sh"]);
+        let unit = UnitSpec::from_group(
+            "g2",
+            ClusterTag::new("k"),
+            frankenetes_compute::ContainerGroupSpec::new(vec![]).init_container(init),
+        );
+        let e = container_group_body(&unit, "westeurope", None).unwrap_err();
+        assert!(e.message.contains("at least one container"), "{e}");
     }
 }

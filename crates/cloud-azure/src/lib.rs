@@ -44,9 +44,7 @@ use frankenetes_spec::{BackendSpec, ClusterSpec};
 
 pub use arm::ARM_SCOPE;
 pub use backend::{AciBackend, StorageAccountKeys};
-pub use body::{
-    AZURE_TAG_KEY, INIT_PREFIX, StorageKey, VOLUMES_ENV, container_group_body, unit_from_group,
-};
+pub use body::{AZURE_TAG_KEY, StorageKey, container_group_body, unit_from_group};
 pub use frankenetes_compute::{BackendError, BackendErrorKind, ComputeBackend};
 
 /// The ACI api-version every call uses (latest stable).

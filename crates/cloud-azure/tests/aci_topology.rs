@@ -108,11 +108,26 @@ async fn each_component_group_request_body() {
     }
     // The key material did reach ARM (write-only), as secret volumes, never as env.
     let etcd0 = puts[0].body.as_ref().unwrap();
-    for c in etcd0["properties"]["containers"].as_array().unwrap() {
-        for e in c["properties"]["environmentVariables"].as_array().unwrap() {
-            assert_ne!(e["name"], "FRANKENETES_ACI_VOLUMES");
-        }
-    }
+    // each container mounts only what it needs: the sidecar never sees etcd's data, etcd never
+    // the SMB share
+    let mounts = |list: &str, name: &str| -> Vec<String> {
+        let c = etcd0["properties"][list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {list}"));
+        c["properties"]["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(mounts("containers", "etcd"), ["etcd-pki", "data"]);
+    assert_eq!(mounts("containers", "snapshot"), ["etcd-pki", "snapshots"]);
+    assert_eq!(mounts("initContainers", "restore"), ["data", "snapshots"]);
+    assert_eq!(etcd0["properties"]["restartPolicy"], "Always");
     let vols = etcd0["properties"]["volumes"].as_array().unwrap();
     assert!(vols.iter().any(|v| {
         v["secret"]["server.key"]
@@ -184,6 +199,16 @@ async fn pause_snapshots_before_etcd_goes_and_resume_restores_before_etcd_starts
         let job = rec[snap_put].body.as_ref().unwrap();
         let init = &job["properties"]["initContainers"][0];
         assert_eq!(init["name"], "snapshot");
+        assert_eq!(
+            init["properties"]["volumeMounts"].as_array().unwrap().len(),
+            2,
+            "the snapshot init container sees the client certificate and the share"
+        );
+        assert_eq!(
+            job["properties"]["containers"][0]["properties"]["volumeMounts"],
+            serde_json::json!([]),
+            "the job's waiting container sees no volume"
+        );
         let script = init["properties"]["command"][2].as_str().unwrap();
         assert!(
             script.contains(

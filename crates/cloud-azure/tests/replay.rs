@@ -6,8 +6,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use frankenetes_cloud_azure::{AZURE_TAG_KEY, BackendErrorKind, ComputeBackend, VOLUMES_ENV};
-use frankenetes_compute::{ClusterTag, ContainerSpec, UnitId, UnitKind, UnitSpec, UnitState};
+use frankenetes_cloud_azure::{AZURE_TAG_KEY, BackendErrorKind, ComputeBackend};
+use frankenetes_compute::{
+    ClusterTag, ContainerSpec, UnitId, UnitKind, UnitSpec, UnitState, VolumeSource, VolumeSpec,
+};
 use serde_json::json;
 use support::{FakeArm, RG, Reply, SUB, TOKEN, fixture};
 
@@ -26,9 +28,12 @@ fn unit(name: &str, cluster: &str) -> UnitSpec {
         unreachable!()
     };
     g.dns_label = Some(format!("{name}-label"));
-    // "PRIVATE-KEY-BYTES" in base64
-    g.containers[0].env.insert(VOLUMES_ENV.into(), json!([
-        {"name": "pki", "mountPath": "/etc/pki", "secret": {"tls.key": "UFJJVkFURS1LRVktQllURVM="}}]).to_string());
+    // sent as "UFJJVkFURS1LRVktQllURVM=" (base64)
+    g.volumes.push(VolumeSpec::new(
+        "pki",
+        "/etc/pki",
+        VolumeSource::Secret([("tls.key".into(), b"PRIVATE-KEY-BYTES".to_vec())].into()),
+    ));
     u
 }
 
@@ -372,15 +377,14 @@ async fn storage_share_and_keys_never_leak() {
     let UnitKind::ContainerGroup(g) = &mut u.kind else {
         unreachable!()
     };
-    let mut vols: serde_json::Value =
-        serde_json::from_str(&g.containers[0].env[VOLUMES_ENV]).unwrap();
-    vols.as_array_mut()
-        .unwrap()
-        .push(json!({"name": "snapshots", "mountPath": "/snapshots",
-        "azureFile": {"shareName": "etcd-snapshots", "storageAccountName": "sto1"}}));
-    g.containers[0]
-        .env
-        .insert(VOLUMES_ENV.into(), vols.to_string());
+    g.volumes.push(VolumeSpec::new(
+        "snapshots",
+        "/snapshots",
+        VolumeSource::FileShare {
+            share: "etcd-snapshots".into(),
+            account: "sto1".into(),
+        },
+    ));
     b.create(&u).await.unwrap();
     let put = arm
         .recorded()
@@ -411,6 +415,10 @@ async fn request_body_snapshot_has_no_secret() {
     assert!(
         text.contains("env-secret-value"),
         "secure env goes to ARM write-only"
+    );
+    assert!(
+        text.contains("UFJJVkFURS1LRVktQllURVM="),
+        "the secret volume goes to ARM (write-only), base64"
     );
     let redacted = support::redact_body(body);
     let shown = redacted.to_string();
