@@ -353,6 +353,19 @@ impl Files<'_> {
         }
         Ok(VolumeSpec::new(name, dir, VolumeSource::Secret(map)))
     }
+
+    /// The files of `names` under `dir` that the bundle has (the hardened settings a spec may
+    /// relax), as one secret volume; `None` when there are none.
+    fn secret_present(&self, name: &str, dir: &str, names: &[&str]) -> Option<VolumeSpec> {
+        let map: BTreeMap<String, Vec<u8>> = names
+            .iter()
+            .filter_map(|n| {
+                let f = self.bundle.file(&format!("{dir}/{n}"))?;
+                Some(((*n).to_owned(), f.contents.to_vec()))
+            })
+            .collect();
+        (!map.is_empty()).then(|| VolumeSpec::new(name, dir, VolumeSource::Secret(map)))
+    }
 }
 
 fn container(
@@ -572,7 +585,7 @@ pub fn units(
         let mut af = without(&cp.apiserver, &["advertise-address", "bind-address"]);
         af.set("etcd-servers", spec.etcd_endpoints().join(","));
         let pki = "/etc/kubernetes/pki";
-        let volumes = vec![
+        let mut volumes = vec![
             files.secret(
                 "pki",
                 pki,
@@ -593,6 +606,25 @@ pub fn units(
             )?,
             files.secret("etcd-ca", ETCD_PKI, &["ca.crt"])?,
         ];
+        // The hardened apiserver's configuration files (audit policy, admission, anonymous
+        // access) and the Secrets encryption config, where the spec did not relax them: every
+        // flag that names a file gets that file.
+        volumes.extend(files.secret_present(
+            "apiserver-config",
+            frankenetes_manifests::security::CONFIG_DIR,
+            &[
+                "audit-policy.yaml",
+                "admission-config.yaml",
+                "authentication-config.yaml",
+            ],
+        ));
+        let enc = frankenetes_pki::encryption::FILE_NAME;
+        if let (Some(f), Some(VolumeSource::Secret(m))) = (
+            files.bundle.file(&format!("{pki}/{enc}")),
+            volumes.first_mut().map(|v| &mut v.source),
+        ) {
+            m.insert(enc.to_owned(), f.contents.to_vec());
+        }
         let containers = vec![container(
             "kube-apiserver",
             &image("kube-apiserver"),
