@@ -994,22 +994,15 @@ pub async fn resume_with(
 /// `down`: delete every group carrying the cluster's tag (also ones an interrupted `up` left),
 /// and prove the list is empty. The share is the CLI's to delete, only with `--purge`
 /// (`AciBackend::delete_file_share`).
-pub async fn down(backend: &dyn ComputeBackend, units: &AciUnits) -> Result<(), Error> {
-    for u in backend
-        .list(&units.tag)
-        .await
-        .map_err(backend_err(Phase::Etcd))?
-    {
+pub async fn down(backend: &dyn ComputeBackend, tag: &ClusterTag) -> Result<(), Error> {
+    for u in backend.list(tag).await.map_err(backend_err(Phase::Etcd))? {
         match backend.delete(&u.id).await {
             Ok(()) => {}
             Err(e) if e.kind == BackendErrorKind::NotFound => {}
             Err(e) => return Err(backend_err(Phase::Etcd)(e)),
         }
     }
-    let left = backend
-        .list(&units.tag)
-        .await
-        .map_err(backend_err(Phase::Etcd))?;
+    let left = backend.list(tag).await.map_err(backend_err(Phase::Etcd))?;
     if !left.is_empty() {
         let names: Vec<String> = left.into_iter().map(|u| u.name).collect();
         return Err(Error::Spec(format!(

@@ -344,7 +344,7 @@ async fn down_removes_every_group_and_keeps_the_share() {
     let arm = FakeArm::start().await;
     let backend = arm.backend();
     aci::up_with(&backend, &units, &opts()).await.unwrap();
-    aci::down(&backend, &units).await.unwrap();
+    aci::down(&backend, &units.tag).await.unwrap();
     let rec = arm.recorded();
     assert_eq!(rec.iter().filter(|r| r.method == "DELETE").count(), 9);
     assert!(

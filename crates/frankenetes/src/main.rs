@@ -887,23 +887,11 @@ fn progress() -> impl Fn(&frankenetes::bootstrap::Event) + Send + Sync + 'static
 fn cluster_cmd(a: &ClusterArgs, timeout: Option<GoDuration>, op: Op) -> anyhow::Result<Outcome> {
     use frankenetes::bootstrap::{Cluster, LocalBackend, Options};
     let spec = load_spec(&a.file)?;
-    let dir = a.dir.clone().unwrap_or_else(|| {
-        a.file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .join(".frankenetes")
-            .join(spec.name.as_str())
-    });
-    // Processes outlive this command: give them absolute paths.
-    let dir = std::path::absolute(&dir).with_context(|| format!("{}", dir.display()))?;
+    let dir = cluster_dir(a, &spec)?;
     match &spec.backend {
         spec::BackendSpec::Local(_) => {}
         #[cfg(feature = "azure")]
-        spec::BackendSpec::Azure(_) => {
-            let purge = matches!(op, Op::Down { purge: true });
-            return cloud::azure::run(spec, &dir, op, purge);
-        }
+        spec::BackendSpec::Azure(_) => return cloud::azure::run(spec, &dir, op),
         other => {
             return Err(BadInput(format!(
                 "{}: spec.backend.{} is not in this build of frankenetes; build it with \
