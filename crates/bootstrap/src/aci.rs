@@ -16,7 +16,7 @@
 //! aci::up(backend, &units).await?;                   // etcd, then apiservers, then the rest
 //! aci::pause(backend, &units, aci::PauseMode::Stop).await?;   // snapshot first, always
 //! aci::resume(backend, &units).await?;              // etcd restores before it starts
-//! aci::down(backend, &units).await?;                // the share stays unless purged
+//! aci::down(backend, &units.tag).await?;            // finds groups by tag; the share stays
 //! # Ok(()) }
 //! ```
 //!

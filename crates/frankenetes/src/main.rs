@@ -829,9 +829,8 @@ fn plan(file: &Path) -> anyhow::Result<Outcome> {
         spec::BackendSpec::Local(_) => {}
         #[allow(unreachable_patterns)]
         other => outln!(
-            "{}: this build cannot plan spec.backend.{} (build with --features {})",
+            "{}: this build cannot plan spec.backend.{} (azure: build with --features azure)",
             file.display(),
-            other.kind(),
             other.kind()
         ),
     }
@@ -893,12 +892,15 @@ fn cluster_cmd(a: &ClusterArgs, timeout: Option<GoDuration>, op: Op) -> anyhow::
         #[cfg(feature = "azure")]
         spec::BackendSpec::Azure(_) => return cloud::azure::run(spec, &dir, op),
         other => {
+            let how = match other.kind() {
+                "azure" => {
+                    "build it with `--features azure` (cargo install / cargo run -p frankenetes)"
+                }
+                _ => "this version has no such backend yet; use `local: {}` or `azure: {...}`",
+            };
             return Err(BadInput(format!(
-                "{}: spec.backend.{} is not in this build of frankenetes; build it with \
-                 `cargo install frankenetes --features {}` (or `cargo run -p frankenetes --features {}`)",
+                "{}: spec.backend.{} is not in this build of frankenetes: {how}",
                 a.file.display(),
-                other.kind(),
-                other.kind(),
                 other.kind()
             ))
             .into());
