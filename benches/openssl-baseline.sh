@@ -8,10 +8,11 @@
 #
 # The set, on both sides: kubeadm's three CAs; for each of control-01..03 apiserver (with its
 # SANs), apiserver-kubelet-client, apiserver-etcd-client, front-proxy-client, etcd/server,
-# etcd/peer (SANs), etcd/healthcheck-client, controller-manager, scheduler and kubelet-client;
-# worker-01's kubelet-client; admin, super-admin, kube-proxy; the service-account key pair; and
-# the copies of the CAs and sa keys on the nodes (frankenetes' layout: cluster/pki, nodes/...).
-# 37 certificates, 38 keys. The openssl run is sequential, as a guide's commands are.
+# etcd/peer (SANs), etcd/healthcheck-client, controller-manager, scheduler, kubelet-client and
+# kubelet serving; worker-01's kubelet-client and kubelet serving; admin, super-admin,
+# kube-proxy; the service-account key pair; the Secrets encryption config (one random key); and
+# the copies of the CAs, sa keys and encryption config on the control-plane nodes
+# (frankenetes' layout: cluster/pki, nodes/...). 41 certificates, 42 keys. The openssl run is sequential, as a guide's commands are.
 set -euo pipefail
 export LC_ALL=C # EPOCHREALTIME and awk with a decimal point
 
@@ -194,7 +195,24 @@ openssl_set() { # <output dir>; uses $alg
     done
     for n in "${control_plane[@]}" "${workers[@]}"; do
         leaf "$out/nodes/$n/var/lib/kubelet/pki/kubelet-client" "$cluster/ca" "/O=system:nodes/CN=system:node:$n" clientAuth
+        leaf "$out/nodes/$n/var/lib/kubelet/pki/kubelet" "$cluster/ca" "/O=system:nodes/CN=system:node:$n" serverAuth \
+            "DNS:$n,IP:${ip[$n]}"
     done
+    # Secrets encryption at rest: one random 32-byte key in an EncryptionConfiguration.
+    umask 077
+    cat >"$cluster/encryption-config.yaml" <<ENC
+apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+  - resources: [secrets]
+    providers:
+      - secretbox:
+          keys:
+            - name: key1
+              secret: $(ossl rand -base64 32)
+      - identity: {}
+ENC
+    umask 022
     leaf "$cluster/admin" "$cluster/ca" "/O=kubeadm:cluster-admins/CN=kubernetes-admin" clientAuth
     leaf "$cluster/super-admin" "$cluster/ca" "/O=system:masters/CN=kubernetes-super-admin" clientAuth
     leaf "$cluster/kube-proxy" "$cluster/ca" "/CN=system:kube-proxy" clientAuth
@@ -204,7 +222,7 @@ openssl_set() { # <output dir>; uses $alg
     cd "$cluster"
     for n in "${control_plane[@]}"; do
         cp --parents ca.crt ca.key etcd/ca.crt etcd/ca.key front-proxy-ca.crt front-proxy-ca.key \
-            sa.key sa.pub "$out/nodes/$n/etc/kubernetes/pki/"
+            sa.key sa.pub encryption-config.yaml "$out/nodes/$n/etc/kubernetes/pki/"
     done
     for n in "${workers[@]}"; do cp ca.crt "$out/nodes/$n/etc/kubernetes/pki/"; done
     cd "$work"

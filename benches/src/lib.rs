@@ -40,9 +40,9 @@ mod tests {
         let plan = example_plan(KeyAlgorithm::EcdsaP256);
         assert_eq!(plan.control_plane.len(), 3);
         assert_eq!(plan.workers.len(), 1);
-        // 3 CAs; 9 leaves per control-plane node; a kubelet client per node; admin,
-        // super-admin, kube-proxy.
-        assert_eq!(certificate_count(&plan), 3 + 3 * 9 + 4 + 3);
-        assert_eq!(key_count(&plan), 38);
+        // 3 CAs; 9 leaves per control-plane node; a kubelet client and a kubelet serving
+        // certificate per node; admin, super-admin, kube-proxy.
+        assert_eq!(certificate_count(&plan), 3 + 3 * 9 + 2 * 4 + 3);
+        assert_eq!(key_count(&plan), 42);
     }
 }

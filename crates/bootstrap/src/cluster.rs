@@ -33,6 +33,9 @@ pub enum Phase {
     ApiServer,
     /// Gate: every apiserver's `/readyz` answers `ok`.
     ApiServerReady,
+    /// The day-one objects applied (RBAC, `cluster-info`, kubeadm's config maps, CoreDNS,
+    /// kube-proxy, the CNI manifest if any).
+    DayOne,
     /// Start the controller-managers and schedulers.
     Controllers,
     /// Gate: the controller-manager's and scheduler's leader leases are held.
@@ -48,6 +51,7 @@ impl fmt::Display for Phase {
             Phase::EtcdHealthy => "etcd healthy",
             Phase::ApiServer => "apiserver",
             Phase::ApiServerReady => "apiserver /readyz",
+            Phase::DayOne => "day-one objects",
             Phase::Controllers => "controller-manager and scheduler",
             Phase::Leases => "leader leases",
         })
@@ -83,6 +87,9 @@ pub struct Options {
     pub gate_timeout: Duration,
     /// Receives progress.
     pub events: Arc<dyn Fn(&Event) + Send + Sync>,
+    /// The day-one objects: rendered to `bundle/cluster/addons/` and applied once the
+    /// apiservers are ready (default: on, no network plugin).
+    pub addons: frankenetes_manifests::AddonOptions,
 }
 
 impl fmt::Debug for Options {
@@ -91,6 +98,7 @@ impl fmt::Debug for Options {
             .field("dir", &self.dir)
             .field("bin_dir", &self.bin_dir)
             .field("gate_timeout", &self.gate_timeout)
+            .field("addons", &self.addons)
             .finish()
     }
 }
@@ -103,7 +111,15 @@ impl Options {
             bin_dir: None,
             gate_timeout: Duration::from_secs(90),
             events: Arc::new(|e| tracing::info!(event = ?e, "progress")),
+            addons: frankenetes_manifests::AddonOptions::default(),
         }
+    }
+
+    /// Which day-one objects to render and apply.
+    #[must_use]
+    pub fn addons(mut self, addons: frankenetes_manifests::AddonOptions) -> Self {
+        self.addons = addons;
+        self
     }
 
     /// Looks for the Kubernetes binaries in `dir` first.
@@ -460,7 +476,10 @@ impl<B: ComputeBackend> Cluster<B> {
             })
             .await?;
         self.run_phase(Phase::Render, &mut state, &mut report, async {
-            Ok(frankenetes_manifests::render(&spec, &pki)?.write(&bundle)?)
+            Ok(
+                frankenetes_manifests::render_with(&spec, &pki, &self.opts.addons)?
+                    .write(&bundle)?,
+            )
         })
         .await?;
 
@@ -575,6 +594,43 @@ impl<B: ComputeBackend> Cluster<B> {
             }),
         )
         .await?;
+        if self.opts.addons.enabled {
+            let objects = frankenetes_manifests::addons::objects(&spec, &pki, &self.opts.addons)?;
+            let first = &spec.control_plane[0];
+            // One apiserver directly, as the /readyz gate talks to it.
+            let server = format!(
+                "https://{}",
+                frankenetes_spec::host_port(first.ip, ports::APISERVER)
+            );
+            self.run_phase(Phase::DayOne, &mut state, &mut report, async {
+                let day_one = |e: crate::dayone::Error| Error::Http(format!("day one: {e}"));
+                let admin =
+                    crate::dayone::client(&bundle.join("cluster/admin.conf"), Some(&server))
+                        .await
+                        .map_err(day_one)?;
+                let super_admin = crate::dayone::client(
+                    &bundle.join("cluster/super-admin.conf"),
+                    Some(&server),
+                )
+                .await
+                .map_err(day_one)?;
+                let r = crate::dayone::apply(
+                    &objects,
+                    &admin,
+                    &super_admin,
+                    &crate::dayone::ApplyOptions::default().retry_for(self.opts.gate_timeout),
+                )
+                .await
+                .map_err(day_one)?;
+                self.emit(Event::Info(format!(
+                    "day one: {} objects applied (server-side apply, field manager {}); add workers with `frankenetes token create`",
+                    r.applied.len(),
+                    frankenetes_manifests::addons::FIELD_MANAGER
+                )));
+                Ok(())
+            })
+            .await?;
+        }
         self.run_phase(Phase::Controllers, &mut state, &mut report, async {
             for (node, cp) in &planes {
                 self.create(

@@ -24,7 +24,9 @@
 
 #![deny(missing_docs)]
 
+pub mod aci;
 mod cluster;
+pub mod dayone;
 pub mod etcd;
 mod https;
 pub mod local;

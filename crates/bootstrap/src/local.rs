@@ -14,8 +14,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use frankenetes_compute::{
-    BackendError, BackendErrorKind, ClusterTag, ComputeBackend, Unit, UnitId, UnitKind, UnitSpec,
-    UnitState,
+    BackendError, BackendErrorKind, ClusterTag, ComputeBackend, RestartPolicy, Unit, UnitId,
+    UnitKind, UnitSpec, UnitState,
 };
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -291,6 +291,19 @@ impl ComputeBackend for LocalBackend {
                 ),
             ));
         };
+        // Every container is supervised and restarted: refuse what would need more, rather
+        // than run the group differently from what it asks.
+        if !group.init_containers.is_empty() || group.restart_policy != RestartPolicy::Always {
+            return Err(err(
+                BackendErrorKind::Unsupported,
+                format!(
+                    "{}: the local backend runs no init containers and only restart policy Always (got {} init containers, restart policy {})",
+                    spec.name,
+                    group.init_containers.len(),
+                    group.restart_policy
+                ),
+            ));
+        }
         if let Some(mut r) = self.read(&spec.name)? {
             if r.cluster != spec.tag.cluster {
                 return Err(err(
@@ -397,5 +410,33 @@ impl ComputeBackend for LocalBackend {
             self.spawn(&mut r)?;
         }
         Ok(self.to_unit(&r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use frankenetes_compute::{ContainerGroupSpec, ContainerSpec};
+
+    #[tokio::test]
+    async fn init_containers_and_other_restart_policies_are_unsupported_not_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path());
+        let sleep = || ContainerSpec::new("sleep", "", ["sleep", "300"]);
+        for group in [
+            ContainerGroupSpec::new(vec![sleep()]).init_container(ContainerSpec::new(
+                "init",
+                "",
+                ["true"],
+            )),
+            ContainerGroupSpec::new(vec![sleep()]).restart_policy(RestartPolicy::Never),
+        ] {
+            let unit = UnitSpec::from_group("g", ClusterTag::new("t"), group);
+            let e = b.create(&unit).await.unwrap_err();
+            assert_eq!(e.kind, BackendErrorKind::Unsupported, "{e}");
+            assert!(e.message.starts_with("g: "), "{e}");
+            // nothing was started
+            assert!(!dir.path().join("units/g").exists());
+        }
     }
 }

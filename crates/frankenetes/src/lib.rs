@@ -1,7 +1,15 @@
 //! Frankenetes: a Kubernetes control plane built the hard way, automatically and securely.
 //!
-//! This crate re-exports the workspace's library crates and holds the `frankenetes` binary
-//! (feature `cli`).
+//! This crate re-exports the workspace's library crates and holds the `frankenetes` binary.
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `local` | yes | [`bootstrap`]: the sequencer, the local-process backend, etcd snapshot/restore |
+//! | `azure` | no | [`cloud_azure`]: Azure Container Instances (ARM REST, `azure_identity`) |
+//! | `cli` | yes | the `frankenetes` binary (implies `local`) |
+//!
+//! [`spec`], [`pki`], [`manifests`], [`netgw`] and [`compute`] are always there; they need no
+//! async runtime. With `default-features = false` you get exactly those.
 //!
 //! ```
 //! use frankenetes::{pki::{Pki, PkiPlan}, spec::ClusterSpec};
@@ -14,7 +22,10 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "local")]
 pub use frankenetes_bootstrap as bootstrap;
+#[cfg(feature = "azure")]
+pub use frankenetes_cloud_azure as cloud_azure;
 pub use frankenetes_compute as compute;
 pub use frankenetes_manifests as manifests;
 pub use frankenetes_netgw as netgw;

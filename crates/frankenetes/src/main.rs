@@ -38,6 +38,9 @@ macro_rules! out {
     }};
 }
 
+#[cfg(feature = "azure")]
+mod cloud;
+
 /// Build a Kubernetes control plane the hard way, automatically and securely.
 ///
 /// Exit codes: 0 success, 1 a check or operation found a problem, 2 bad input (config,
@@ -89,7 +92,7 @@ enum Command {
     Status(ClusterArgs),
     /// Stop every process of the cluster (by PID) and report what was removed. Data, PKI and
     /// bundles stay in the cluster directory (remove it to forget the cluster).
-    Down(ClusterArgs),
+    Down(DownArgs),
     /// Snapshot etcd, then stop every unit, keeping its data.
     Pause(ClusterArgs),
     /// Start every unit again, restoring the newest snapshot if a member's data is gone.
@@ -98,6 +101,11 @@ enum Command {
     Snapshot(SnapshotArgs),
     /// Rebuild every etcd member from FILE (its checksum is verified first).
     Restore(SnapshotArgs),
+    /// Bootstrap tokens for adding workers with stock `kubeadm join` (a running cluster).
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
     /// The WireGuard VPN of `spec.gateway`.
     Vpn {
         #[command(subcommand)]
@@ -111,6 +119,31 @@ enum VpnCmd {
     Peer {
         #[command(subcommand)]
         cmd: PeerCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCmd {
+    /// Make a bootstrap token and print the `kubeadm join` line for a new worker, with
+    /// `--discovery-token-ca-cert-hash sha256:...` (the CA's public key, pinned).
+    Create {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// How long the token is valid, e.g. 1h (0s: never expires; avoid it).
+        #[arg(long, default_value = "24h", value_name = "DURATION")]
+        ttl: GoDuration,
+    },
+    /// List the bootstrap tokens (ids, expiry, usages; never the secrets).
+    List {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Delete a bootstrap token, by id or by the whole token. Exit 1 if there is none.
+    Delete {
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        /// The token id (`abcdef`) or the token (`abcdef.0123456789abcdef`).
+        token: String,
     },
 }
 
@@ -166,6 +199,16 @@ struct UpArgs {
     /// How long each health gate waits, e.g. 90s.
     #[arg(long, default_value = "90s", value_name = "DURATION")]
     timeout: GoDuration,
+}
+
+#[derive(Debug, Args)]
+struct DownArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// Also delete what holds the cluster's data outside its units: on azure, the file share
+    /// with the etcd snapshots (kept by default, so a later `up` restores them).
+    #[arg(long)]
+    purge: bool,
 }
 
 #[derive(Debug, Args)]
@@ -276,6 +319,15 @@ enum PkiSub {
         #[arg(long, value_name = "DURATION")]
         validity: Option<GoDuration>,
     },
+    /// Add a new first key to the Secrets encryption config in DIR; older keys stay for reads.
+    ///
+    /// Rewrites cluster/pki/encryption-config.yaml and every control-plane node's copy with the
+    /// same content (refused, nothing written, if the copies differ), then prints what to do
+    /// next: copy the file to the nodes, restart each apiserver, rewrite every Secret.
+    RotateEncryption {
+        /// The output directory of `frankenetes pki` or `render`.
+        dir: PathBuf,
+    },
 }
 
 /// How a command ended when it did not fail outright.
@@ -330,9 +382,16 @@ fn exit_code(e: &anyhow::Error) -> u8 {
                 return 2;
             }
         }
+        if let Some(frankenetes::bootstrap::dayone::Error::Invalid(_)) =
+            cause.downcast_ref::<frankenetes::bootstrap::dayone::Error>()
+        {
+            return 2;
+        }
         if let Some(pe) = cause.downcast_ref::<pki::Error>() {
             return match pe {
-                pki::Error::UnknownName { .. } | pki::Error::Unsupported(_) => 2,
+                pki::Error::UnknownName { .. }
+                | pki::Error::Unsupported(_)
+                | pki::Error::Encryption { .. } => 2,
                 _ => 1,
             };
         }
@@ -366,6 +425,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Ok(Outcome::Ok)
         }
         Command::Plan(a) => plan(&a.file),
+        Command::Token { cmd } => token(cmd),
         Command::Render(a) => render(&a.file, &a.out, a.renew),
         Command::Vpn {
             cmd:
@@ -381,7 +441,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         } => vpn_peer_add(&name, &file, &out, write),
         Command::Up(a) => cluster_cmd(&a.cluster, Some(a.timeout), Op::Up),
         Command::Status(a) => cluster_cmd(&a, None, Op::Status),
-        Command::Down(a) => cluster_cmd(&a, None, Op::Down),
+        Command::Down(a) => cluster_cmd(&a.cluster, None, Op::Down { purge: a.purge }),
         Command::Pause(a) => cluster_cmd(&a, None, Op::Pause),
         Command::Resume(a) => cluster_cmd(&a, None, Op::Resume),
         Command::Snapshot(a) => cluster_cmd(&a.cluster, None, Op::Snapshot(a.file)),
@@ -399,6 +459,10 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 }),
             ..
         }) => renew(&dir, names, validity),
+        Command::Pki(PkiCommand {
+            sub: Some(PkiSub::RotateEncryption { dir }),
+            ..
+        }) => rotate_encryption(&dir),
         Command::Pki(PkiCommand {
             sub: None,
             generate,
@@ -593,6 +657,88 @@ fn renew(dir: &Path, names: Vec<String>, validity: Option<GoDuration>) -> anyhow
     Ok(Outcome::Ok)
 }
 
+fn cluster_dir(a: &ClusterArgs, spec: &ClusterSpec) -> anyhow::Result<PathBuf> {
+    let dir = a.dir.clone().unwrap_or_else(|| {
+        a.file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .join(".frankenetes")
+            .join(spec.name.as_str())
+    });
+    // Processes outlive this command: give them absolute paths.
+    std::path::absolute(&dir).with_context(|| format!("{}", dir.display()))
+}
+
+fn token(cmd: TokenCmd) -> anyhow::Result<Outcome> {
+    use frankenetes::bootstrap::dayone;
+    let a = match &cmd {
+        TokenCmd::Create { cluster, .. }
+        | TokenCmd::List { cluster }
+        | TokenCmd::Delete { cluster, .. } => cluster,
+    };
+    let spec = load_spec(&a.file)?;
+    let bundle = cluster_dir(a, &spec)?.join("bundle");
+    let admin_conf = bundle.join("cluster/admin.conf");
+    if !admin_conf.is_file() {
+        return Err(BadInput(format!(
+            "{} does not exist: run `frankenetes up -f {}` first (or pass --dir)",
+            admin_conf.display(),
+            a.file.display()
+        ))
+        .into());
+    }
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let admin = dayone::client(&admin_conf, None).await?;
+        match cmd {
+            TokenCmd::Create { ttl, .. } => {
+                let ttl = (!ttl.get().is_zero()).then(|| ttl.get());
+                let t =
+                    dayone::create_token(&admin, ttl, "made by frankenetes token create").await?;
+                let ca = bundle.join("cluster/pki/ca.crt");
+                let ca_pem =
+                    std::fs::read_to_string(&ca).with_context(|| format!("{}", ca.display()))?;
+                let join = dayone::join_command(&spec, &ca_pem, &t)?;
+                outln!("{}", join.as_str());
+                Ok(Outcome::Ok)
+            }
+            TokenCmd::List { .. } => {
+                for t in dayone::list_tokens(&admin).await? {
+                    outln!("{t}");
+                }
+                Ok(Outcome::Ok)
+            }
+            TokenCmd::Delete { token, .. } => {
+                if dayone::delete_token(&admin, &token).await? {
+                    outln!("deleted");
+                    Ok(Outcome::Ok)
+                } else {
+                    eprintln!("no such bootstrap token");
+                    Ok(Outcome::Problems)
+                }
+            }
+        }
+    })
+}
+
+fn rotate_encryption(dir: &Path) -> anyhow::Result<Outcome> {
+    if !dir.is_dir() {
+        return Err(BadInput(format!("{} is not a directory", dir.display())).into());
+    }
+    let report = pki::encryption::rotate(dir)?;
+    outln!("new write key: {}", report.new_key);
+    outln!("keys kept for reads: {}", report.read_keys.join(", "));
+    for f in &report.written {
+        outln!("wrote {}", dir.join(f).display());
+    }
+    outln!("next:");
+    for (i, step) in report.next_steps.iter().enumerate() {
+        outln!("  {}. {step}", i + 1);
+    }
+    Ok(Outcome::Ok)
+}
+
 fn plan(file: &Path) -> anyhow::Result<Outcome> {
     let spec = load_spec(file)?;
     let plan = PkiPlan::from(&spec);
@@ -646,6 +792,13 @@ fn plan(file: &Path) -> anyhow::Result<Outcome> {
     let rendered = frankenetes_manifests::render(&spec, &sample)
         .with_context(|| format!("{}", file.display()))?;
     outln!("etcd flags rendered for etcd {}", rendered.etcd_version);
+    // Relaxations of the hardened defaults are warnings (stderr); the rest is information.
+    for note in frankenetes_manifests::security::plan_notes(&spec) {
+        match note.strip_prefix("relaxed: ") {
+            Some(r) => eprintln!("warning: {}: relaxed: {r}", file.display()),
+            None => outln!("security: {note}"),
+        }
+    }
     outln!("operator: cluster/pki/, cluster/admin.conf, cluster/super-admin.conf");
     for (node, role) in spec.nodes() {
         let role = match role {
@@ -665,13 +818,29 @@ fn plan(file: &Path) -> anyhow::Result<Outcome> {
             }
         }
     }
+    match &spec.backend {
+        #[cfg(feature = "azure")]
+        spec::BackendSpec::Azure(_) => {
+            use frankenetes::bootstrap::aci;
+            let p = aci::plan(&spec, &aci::AciOptions::default())?;
+            outln!("azure: what `up` creates (no call is made now)");
+            out!("{}", p.table());
+        }
+        spec::BackendSpec::Local(_) => {}
+        #[allow(unreachable_patterns)]
+        other => outln!(
+            "{}: this build cannot plan spec.backend.{} (azure: build with --features azure)",
+            file.display(),
+            other.kind()
+        ),
+    }
     Ok(Outcome::Ok)
 }
 
 enum Op {
     Up,
     Status,
-    Down,
+    Down { purge: bool },
     Pause,
     Resume,
     Snapshot(PathBuf),
@@ -717,24 +886,26 @@ fn progress() -> impl Fn(&frankenetes::bootstrap::Event) + Send + Sync + 'static
 fn cluster_cmd(a: &ClusterArgs, timeout: Option<GoDuration>, op: Op) -> anyhow::Result<Outcome> {
     use frankenetes::bootstrap::{Cluster, LocalBackend, Options};
     let spec = load_spec(&a.file)?;
-    if !matches!(spec.backend, frankenetes::spec::BackendSpec::Local(_)) {
-        return Err(BadInput(format!(
-            "{}: spec.backend.{} is not supported by this command yet; use `local: {{}}`",
-            a.file.display(),
-            spec.backend.kind()
-        ))
-        .into());
+    let dir = cluster_dir(a, &spec)?;
+    match &spec.backend {
+        spec::BackendSpec::Local(_) => {}
+        #[cfg(feature = "azure")]
+        spec::BackendSpec::Azure(_) => return cloud::azure::run(spec, &dir, op),
+        other => {
+            let how = match other.kind() {
+                "azure" => {
+                    "build it with `--features azure` (cargo install / cargo run -p frankenetes)"
+                }
+                _ => "this version has no such backend yet; use `local: {}` or `azure: {...}`",
+            };
+            return Err(BadInput(format!(
+                "{}: spec.backend.{} is not in this build of frankenetes: {how}",
+                a.file.display(),
+                other.kind()
+            ))
+            .into());
+        }
     }
-    let dir = a.dir.clone().unwrap_or_else(|| {
-        a.file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .join(".frankenetes")
-            .join(spec.name.as_str())
-    });
-    // Processes outlive this command: give them absolute paths.
-    let dir = std::path::absolute(&dir).with_context(|| format!("{}", dir.display()))?;
     let mut opts = Options::new(&dir)
         .bin_dir(a.bin_dir.clone())
         .on_event(progress());
@@ -765,7 +936,10 @@ fn cluster_cmd(a: &ClusterArgs, timeout: Option<GoDuration>, op: Op) -> anyhow::
                 out!("{}", s.table());
                 Ok(if s.components.is_empty() || s.etcd_healthy { Outcome::Ok } else { Outcome::Problems })
             }
-            Op::Down => {
+            Op::Down { purge } => {
+                if purge {
+                    eprintln!("--purge: the local backend keeps no data outside the cluster directory");
+                }
                 let removed = cluster.down().await?;
                 if removed.is_empty() {
                     outln!("nothing was running");

@@ -275,3 +275,62 @@ fn vpn_peers_keep_their_addresses_and_render_writes_the_gateway() {
     let bad = bin(&["vpn", "peer", "add", "Not_A_Name"], d);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn rotate_encryption_adds_a_first_key_and_keeps_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let init = bin(&["init"], d);
+    std::fs::write(d.join("cluster.yaml"), &init.stdout).unwrap();
+    let made = bin(&["pki", "-f", "cluster.yaml", "-o", "out"], d);
+    assert!(made.status.success(), "{}", text(&made));
+    let master = d.join("out/cluster/pki/encryption-config.yaml");
+    let before = std::fs::read_to_string(&master).unwrap();
+    let r = bin(&["pki", "rotate-encryption", "out"], d);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r));
+    let after = std::fs::read_to_string(&master).unwrap();
+    assert_ne!(before, after);
+    // Every old secret is still there, after the new one.
+    let secrets = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter_map(|l| l.trim().strip_prefix("secret: "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (old, new) = (secrets(&before), secrets(&after));
+    assert_eq!(new.len(), old.len() + 1, "{after}");
+    assert_eq!(&new[1..], &old[..]);
+    // The node copies match, and the output says what to do next without printing a key.
+    let node = d.join("out/nodes/control-01/etc/kubernetes/pki/encryption-config.yaml");
+    assert_eq!(std::fs::read_to_string(node).unwrap(), after);
+    assert!(text(&r).contains("next:"), "{}", text(&r));
+    for k in &new {
+        assert!(!text(&r).contains(k.as_str()), "a key was printed");
+    }
+    // A directory without the file is bad input.
+    std::fs::create_dir(d.join("empty")).unwrap();
+    let bad = bin(&["pki", "rotate-encryption", "empty"], d);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+}
+
+#[test]
+fn plan_warns_about_each_relaxation() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let init = bin(&["init"], d);
+    std::fs::write(d.join("cluster.yaml"), &init.stdout).unwrap();
+    let plain = bin(&["plan", "-f", "cluster.yaml"], d);
+    assert_eq!(plain.status.code(), Some(0), "{}", text(&plain));
+    assert!(!text(&plain).contains("relaxed"), "{}", text(&plain));
+    assert!(text(&plain).contains("security: anonymous access"));
+    let relaxed = String::from_utf8_lossy(&init.stdout)
+        .replace("  backend:", "  security:\n    profiling: true\n  backend:");
+    std::fs::write(d.join("relaxed.yaml"), relaxed).unwrap();
+    let out = bin(&["plan", "-f", "relaxed.yaml"], d);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning:") && err.contains("spec.security.profiling"),
+        "{err}"
+    );
+}

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use frankenetes_spec::{ClusterSpec, EtcdVersion, NodeSpec, host_port, ports};
 
 use crate::Error;
+use crate::security;
 use crate::versions::{Binary, Inventory};
 
 /// Where things live on a node. [`Layout::machine`] is the real layout (`/etc/kubernetes`);
@@ -188,7 +189,62 @@ pub fn kube_apiserver(spec: &ClusterSpec, node: &NodeSpec, layout: &Layout) -> F
     f.set("allow-privileged", "true");
     f.set("authorization-mode", "Node,RBAC");
     f.set("client-ca-file", pki("ca.crt"));
-    f.set("enable-admission-plugins", "NodeRestriction");
+    let sec = &spec.security;
+    // Explicit even where they are on by default (CIS 1.2.12-1.2.14 want them named).
+    let mut plugins = vec!["NamespaceLifecycle", "NodeRestriction", "ServiceAccount"];
+    if sec.always_pull_images {
+        plugins.insert(0, "AlwaysPullImages");
+    }
+    f.set("enable-admission-plugins", plugins.join(","));
+    // Pod Security defaults for namespaces without labels.
+    f.set(
+        "admission-control-config-file",
+        layout
+            .path(security::ADMISSION_CONFIG)
+            .display()
+            .to_string(),
+    );
+    match security::authentication_configuration(spec) {
+        // Anonymous only on the health endpoints; --anonymous-auth must then stay unset.
+        Some(_) => f.set(
+            "authentication-config",
+            layout
+                .path(security::AUTHENTICATION_CONFIG)
+                .display()
+                .to_string(),
+        ),
+        None => f.set("anonymous-auth", "true"),
+    }
+    if sec.audit_log {
+        f.set(
+            "audit-policy-file",
+            layout.path(security::AUDIT_POLICY).display().to_string(),
+        );
+        f.set(
+            "audit-log-path",
+            layout.path(security::AUDIT_LOG).display().to_string(),
+        );
+        f.set("audit-log-maxage", security::AUDIT_MAX_AGE.to_string());
+        f.set(
+            "audit-log-maxbackup",
+            security::AUDIT_MAX_BACKUP.to_string(),
+        );
+        f.set("audit-log-maxsize", security::AUDIT_MAX_SIZE.to_string());
+    }
+    if sec.encryption_at_rest {
+        f.set(
+            "encryption-provider-config",
+            pki(frankenetes_pki::encryption::FILE_NAME),
+        );
+    }
+    // Verify the kubelets' serving certificates (signed by the cluster CA).
+    f.set("kubelet-certificate-authority", pki("ca.crt"));
+    f.set("profiling", sec.profiling.to_string());
+    f.set("service-account-lookup", "true");
+    f.set(
+        "tls-cipher-suites",
+        security::STRONG_CIPHER_SUITES.join(","),
+    );
     f.set("enable-bootstrap-token-auth", "true");
     f.set("etcd-cafile", pki("etcd/ca.crt"));
     f.set("etcd-certfile", pki("apiserver-etcd-client.crt"));
@@ -249,6 +305,9 @@ pub fn kube_controller_manager(spec: &ClusterSpec, node: &NodeSpec, layout: &Lay
     f.set("cluster-signing-key-file", pki("ca.key"));
     f.set("controllers", "*,bootstrapsigner,tokencleaner");
     f.set("leader-elect", "true");
+    f.set("profiling", spec.security.profiling.to_string());
+    // Garbage-collect terminated pods well before they weigh on etcd (CIS 1.3.1).
+    f.set("terminated-pod-gc-threshold", "1000");
     f.set("requestheader-client-ca-file", pki("front-proxy-ca.crt"));
     f.set("root-ca-file", pki("ca.crt"));
     f.set("service-account-private-key-file", pki("sa.key"));
@@ -274,11 +333,14 @@ pub fn kube_scheduler(spec: &ClusterSpec, node: &NodeSpec, layout: &Layout) -> F
     f.set("kubeconfig", conf);
     f.set("bind-address", local_address(node).to_string());
     f.set("leader-elect", "true");
+    f.set("profiling", spec.security.profiling.to_string());
     f.merge(&spec.scheduler.extra_args);
     f
 }
 
-/// The kubelet's command-line flags (everything else is in its config file).
+/// The kubelet's command-line flags (everything else is in its config file). No
+/// `--hostname-override` (CIS 4.2.8): the bundle's `/etc/hostname` is the node's name, which is
+/// also the name in its serving certificate.
 pub fn kubelet(node: &NodeSpec, layout: &Layout) -> Flags {
     let mut f = Flags::default();
     f.set(
@@ -289,7 +351,6 @@ pub fn kubelet(node: &NodeSpec, layout: &Layout) -> Flags {
             .to_string(),
     );
     f.set("kubeconfig", layout.kubernetes("kubelet.conf"));
-    f.set("hostname-override", node.name.as_str());
     f.set("node-ip", node.ip.to_string());
     f
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::flags::Flags;
+
 /// The fields of `KubeletConfiguration` frankenetes sets. Field names follow the API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -32,6 +34,25 @@ pub struct KubeletConfiguration {
     pub healthz_bind_address: String,
     /// Local health endpoint port.
     pub healthz_port: u16,
+    /// The unauthenticated read-only port: 0, off (CIS 4.2.4).
+    pub read_only_port: u16,
+    /// Idle streaming connections (exec, attach, port-forward) are closed after this (CIS 4.2.5).
+    pub streaming_connection_idle_timeout: String,
+    /// Refuse to start when kernel tunables differ from the kubelet's defaults rather than
+    /// change them (CIS 4.2.6); the bundle's sysctl drop-in sets them.
+    pub protect_kernel_defaults: bool,
+    /// Manage the iptables utility chains (CIS 4.2.7).
+    #[serde(rename = "makeIPTablesUtilChains")]
+    pub make_iptables_util_chains: bool,
+    /// Events per second the kubelet may create (CIS 4.2.9: at most 5, not 0 = unlimited).
+    #[serde(rename = "eventRecordQPS")]
+    pub event_record_qps: u32,
+    /// The serving certificate, signed by the cluster CA (CIS 4.2.10).
+    pub tls_cert_file: String,
+    /// Its key.
+    pub tls_private_key_file: String,
+    /// TLS 1.2 cipher suites accepted (CIS 4.2.12).
+    pub tls_cipher_suites: Vec<String>,
 }
 
 /// `authentication`.
@@ -131,6 +152,55 @@ impl KubeletConfiguration {
             rotate_certificates: true,
             healthz_bind_address: "127.0.0.1".into(),
             healthz_port: 10248,
+            read_only_port: 0,
+            streaming_connection_idle_timeout: "5m0s".into(),
+            protect_kernel_defaults: true,
+            make_iptables_util_chains: true,
+            event_record_qps: 5,
+            tls_cert_file: "/var/lib/kubelet/pki/kubelet.crt".into(),
+            tls_private_key_file: "/var/lib/kubelet/pki/kubelet.key".into(),
+            tls_cipher_suites: crate::security::STRONG_CIPHER_SUITES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
         }
     }
+
+    /// The command-line flags equivalent to this configuration's security settings (the
+    /// kubelet still accepts them, deprecated in favour of the file). For scanners that read
+    /// command lines (checkov's CIS kubelet checks); the kubelet itself reads the file.
+    pub fn equivalent_flags(&self) -> Flags {
+        let mut f = Flags::default();
+        let a = &self.authentication;
+        f.set("anonymous-auth", a.anonymous.enabled.to_string());
+        f.set(
+            "authentication-token-webhook",
+            a.webhook.enabled.to_string(),
+        );
+        f.set("client-ca-file", a.x509.client_c_a_file.clone());
+        f.set("authorization-mode", self.authorization.mode.clone());
+        f.set("read-only-port", self.read_only_port.to_string());
+        f.set(
+            "streaming-connection-idle-timeout",
+            self.streaming_connection_idle_timeout.clone(),
+        );
+        f.set(
+            "protect-kernel-defaults",
+            self.protect_kernel_defaults.to_string(),
+        );
+        f.set(
+            "make-iptables-util-chains",
+            self.make_iptables_util_chains.to_string(),
+        );
+        f.set("event-qps", self.event_record_qps.to_string());
+        f.set("tls-cert-file", self.tls_cert_file.clone());
+        f.set("tls-private-key-file", self.tls_private_key_file.clone());
+        f.set("tls-cipher-suites", self.tls_cipher_suites.join(","));
+        f.set("rotate-certificates", self.rotate_certificates.to_string());
+        f
+    }
 }
+
+/// The kernel tunables the kubelet checks with `protectKernelDefaults: true` (it refuses to start
+/// when they differ), as `sysctl.d` lines.
+pub const PROTECTED_KERNEL_TUNABLES: &str = "vm.overcommit_memory = 1\nvm.panic_on_oom = 0\nkernel.panic = 10\nkernel.panic_on_oops = 1\nkernel.keys.root_maxkeys = 1000000\nkernel.keys.root_maxbytes = 25000000\n";

@@ -29,7 +29,9 @@
 //!   lines for every node and the endpoint, a sysctl drop-in and the kernel modules the
 //!   network needs.
 //!
-//! The operator gets `cluster/admin.conf` and `cluster/super-admin.conf`.
+//! The operator gets `cluster/admin.conf` and `cluster/super-admin.conf`, and the day-one
+//! objects (RBAC, `cluster-info`, kubeadm's config maps, CoreDNS, kube-proxy; see [`addons`])
+//! in `cluster/addons/*.yaml`.
 //!
 //! Every flag rendered (including `extraArgs`) is checked against the flag inventory of the
 //! component's version; etcd's flags are rendered for the etcd release actually used
@@ -37,13 +39,16 @@
 
 #![deny(missing_docs)]
 
+pub mod addons;
 pub mod bundle;
 pub mod flags;
 pub mod ignition;
 pub mod kubeconfig;
 pub mod kubelet;
+pub mod security;
 mod staticpod;
 pub mod systemd;
+pub mod token;
 pub mod versions;
 
 use std::path::{Path, PathBuf};
@@ -53,6 +58,7 @@ use frankenetes_pki::{CaId, Pki};
 use frankenetes_spec::{ClusterSpec, EtcdVersion, NodeSpec, Role};
 use k8s_openapi::api::core::v1::Pod;
 
+pub use addons::{AddonOptions, Cni};
 pub use bundle::{NodeBundle, NodeFile, WriteReport};
 pub use flags::{Flags, Layout};
 pub use kubeconfig::Kubeconfig;
@@ -126,7 +132,8 @@ pub enum Error {
 pub struct Rendered {
     /// Node bundles, control plane first.
     pub nodes: Vec<NodeBundle>,
-    /// Operator files relative to the output root (`cluster/admin.conf`), all 0600.
+    /// Operator files relative to the output root: `cluster/admin.conf` and
+    /// `cluster/super-admin.conf` (0600), the day-one objects `cluster/addons/*.yaml` (0644).
     pub cluster_files: Vec<(PathBuf, NodeFile)>,
     /// The etcd release flags were rendered for.
     pub etcd_version: EtcdVersion,
@@ -259,8 +266,18 @@ fn yaml<T: serde::Serialize>(what: &str, v: &T) -> Result<String, Error> {
     })
 }
 
-/// Renders every node's bundle and the operator's kubeconfigs from a spec and its PKI.
+/// Renders every node's bundle, the operator's kubeconfigs and the day-one objects from a spec
+/// and its PKI, with the default [`AddonOptions`] (day-one objects on, no network plugin).
 pub fn render(spec: &ClusterSpec, pki: &Pki) -> Result<Rendered, Error> {
+    render_with(spec, pki, &AddonOptions::default())
+}
+
+/// [`render`] with explicit day-one options.
+pub fn render_with(
+    spec: &ClusterSpec,
+    pki: &Pki,
+    addon_opts: &AddonOptions,
+) -> Result<Rendered, Error> {
     let (etcd_version, _) = etcd_release(spec)?;
     let rel = versions::release(&spec.kubernetes_version)?;
     let layout = Layout::machine(spec);
@@ -292,11 +309,38 @@ pub fn render(spec: &ClusterSpec, pki: &Pki) -> Result<Rendered, Error> {
             kubeconfig(leaf, user, &endpoint)?,
         ));
     }
+    let day_one = addons::objects(spec, pki, addon_opts)?;
+    cluster_files.extend(addons::files(&day_one, addon_opts)?);
     let kubelet_config = yaml(
         "KubeletConfiguration",
         &kubelet::KubeletConfiguration::for_spec(spec),
     )?;
     let kubelet_inventory = Inventory::kubernetes(Binary::Kubelet, rel.minor)?;
+    // The apiserver's hardening files (the encryption configuration comes with the PKI).
+    let mut apiserver_files = vec![(
+        security::ADMISSION_CONFIG,
+        yaml(
+            "AdmissionConfiguration",
+            &security::admission_configuration(spec),
+        )?,
+    )];
+    if let Some(a) = security::authentication_configuration_for(spec, addon_opts.enabled) {
+        apiserver_files.push((
+            security::AUTHENTICATION_CONFIG,
+            yaml("AuthenticationConfiguration", &a)?,
+        ));
+    }
+    if spec.security.audit_log {
+        apiserver_files.push((
+            security::AUDIT_POLICY,
+            yaml("audit Policy", &security::audit_policy())?,
+        ));
+    }
+    if spec.security.encryption_at_rest && pki.encryption_config().is_none() {
+        return Err(Error::MissingPki(
+            "Secrets encryption configuration (encryption-config.yaml)".into(),
+        ));
+    }
     let pki_files = pki.files();
     let hosts = {
         let mut h = String::from(
@@ -342,6 +386,10 @@ pub fn render(spec: &ClusterSpec, pki: &Pki) -> Result<Rendered, Error> {
                     yaml(name, pod)?,
                     SECRET_MODE,
                 ));
+            }
+            for (path, contents) in &apiserver_files {
+                b.files
+                    .push(NodeFile::new(*path, contents.as_bytes(), SECRET_MODE));
             }
             let local = spec.local_api_url(node);
             let mut f = kubeconfig(
@@ -429,7 +477,7 @@ pub fn render(spec: &ClusterSpec, pki: &Pki) -> Result<Rendered, Error> {
             .push(NodeFile::new("/etc/hosts", hosts.clone(), public));
         b.files.push(NodeFile::new(
             "/etc/sysctl.d/90-kubernetes.conf",
-            "# Written by frankenetes: pods' traffic is routed and bridged through this node.\nnet.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\nnet.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\n",
+            format!("# Written by frankenetes: pods' traffic is routed and bridged through this node.\nnet.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\nnet.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\n# The kubelet runs with protectKernelDefaults: it checks these and will not change them.\n{}", kubelet::PROTECTED_KERNEL_TUNABLES),
             public,
         ));
         b.files.push(NodeFile::new(

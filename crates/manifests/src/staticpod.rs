@@ -285,6 +285,21 @@ pub(crate) fn kube_apiserver(spec: &ClusterSpec, node: &NodeSpec, flags: &Flags,
         true,
         "DirectoryOrCreate",
     ));
+    // The audit policy, admission and authentication configuration files.
+    mounts.push(mount(
+        "apiserver-config",
+        crate::security::CONFIG_DIR,
+        true,
+        "DirectoryOrCreate",
+    ));
+    if spec.security.audit_log {
+        mounts.push(mount(
+            "audit-log",
+            crate::security::AUDIT_LOG_DIR,
+            false,
+            "DirectoryOrCreate",
+        ));
+    }
     let host = Some(node.ip);
     pod(PodParts {
         name: "kube-apiserver",

@@ -24,11 +24,27 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error
         path: path.to_owned(),
         source,
     };
+    let (tmp, mut f) = create_temp(path, mode).map_err(err)?;
+    let result = (|| {
+        f.write_all(contents)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(err)
+}
+
+/// Creates the temporary file `path` is written through: in the same directory (created if
+/// needed, so the rename stays on one filesystem), a name no other writer uses, and `mode` set
+/// at creation and again exactly (the umask may have cleared bits).
+fn create_temp(path: &Path, mode: u32) -> io::Result<(PathBuf, fs::File)> {
     let parent = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(err)?;
+    fs::create_dir_all(parent)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -38,22 +54,16 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        // The umask may have cleared bits of `mode`; set it exactly.
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)?;
+    if let Err(e) = f.set_permissions(fs::Permissions::from_mode(mode)) {
         let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    result.map_err(err)
+    Ok((tmp, f))
 }
 
 /// Writes many files, each atomically (temporary file + rename, mode set at creation), with
@@ -68,29 +78,8 @@ pub fn write_batch(files: &[(PathBuf, &[u8], u32)]) -> Result<(), Error> {
                 path: path.clone(),
                 source,
             };
-            let parent = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            fs::create_dir_all(parent).map_err(err)?;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let tmp = parent.join(format!(
-                ".{name}.tmp.{}.{}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            ));
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(*mode)
-                .open(&tmp)
-                .map_err(err)?;
+            let (tmp, mut f) = create_temp(path, *mode).map_err(err)?;
             temps.push((tmp, path.as_path()));
-            f.set_permissions(fs::Permissions::from_mode(*mode))
-                .map_err(err)?;
             f.write_all(contents).map_err(err)?;
         }
         sync_filesystems(&temps)?;

@@ -22,7 +22,10 @@
 //! certificates, a kubelet client certificate per node (`system:node:<name>` in `system:nodes`,
 //! workers too), the operator's `admin` (`kubeadm:cluster-admins`), `super-admin`
 //! (`system:masters`) and `kube-proxy` (`system:kube-proxy`) clients, and the service-account
-//! key pair (`sa.key`, `sa.pub`).
+//! key pair (`sa.key`, `sa.pub`). Every node also gets a kubelet serving certificate signed by
+//! the cluster CA (SANs: the node's name and IP), so the apiserver verifies the kubelets it
+//! calls; and control-plane nodes get the Secrets [`encryption`] configuration with the
+//! cluster's key (made once, never replaced by a re-run).
 //!
 //! Two CA modes ([`frankenetes_spec::CaMode`]): `kubeadm`, three self-signed CAs (kubernetes,
 //! etcd-ca, front-proxy-ca); and `intermediate`, one root (path length 1) signing the three as
@@ -47,6 +50,8 @@
 //! nodes/<cp>/etc/kubernetes/pki/{controller-manager,scheduler}.{crt,key}
 //! nodes/<worker>/etc/kubernetes/pki/ca.crt
 //! nodes/<node>/var/lib/kubelet/pki/kubelet-client.{crt,key}
+//! nodes/<node>/var/lib/kubelet/pki/kubelet.{crt,key}              serving, signed by the cluster CA
+//! cluster/pki/encryption-config.yaml, nodes/<cp>/etc/kubernetes/pki/encryption-config.yaml
 //! ```
 //!
 //! Private keys are PKCS#8 PEM, written 0600 through a temporary file and a rename.
@@ -65,6 +70,7 @@
 #![deny(missing_docs)]
 
 pub mod check;
+pub mod encryption;
 pub mod fsutil;
 mod issue;
 mod keys;
@@ -104,6 +110,15 @@ pub enum Error {
     /// A file's content is not what it should be (bad PEM, not a certificate, not a key).
     #[error("{}: {reason}; restore it, or delete it to have it made again", .path.display())]
     Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The Secrets encryption configuration is unreadable or invalid. It is never replaced:
+    /// a new key would leave every Secret encrypted with the old one unreadable.
+    #[error("{}: {reason}; restore it from a control-plane node's copy or a backup (a new key would make the Secrets encrypted with the old one unreadable)", .path.display())]
+    Encryption {
         /// The file.
         path: PathBuf,
         /// What is wrong.

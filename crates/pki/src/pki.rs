@@ -8,6 +8,7 @@ use frankenetes_spec::CaMode;
 use zeroize::Zeroizing;
 
 use crate::Error;
+use crate::encryption::{self, EncryptionConfiguration};
 use crate::fsutil::{self, PUBLIC_MODE, SECRET_MODE, with_ext};
 use crate::issue;
 use crate::keys::PrivateKey;
@@ -183,6 +184,8 @@ pub struct Pki {
     cas: Vec<Ca>,
     service_account: (PrivateKey, Zeroizing<String>),
     leaves: Vec<Leaf>,
+    /// The Secrets encryption configuration and its file text (kept byte for byte).
+    encryption: Option<(EncryptionConfiguration, Zeroizing<String>)>,
 }
 
 impl Pki {
@@ -214,6 +217,12 @@ impl Pki {
     /// Every leaf, in plan order.
     pub fn leaves(&self) -> &[Leaf] {
         &self.leaves
+    }
+
+    /// The Secrets encryption configuration (`encryption-config.yaml`), unless the plan turned
+    /// encryption at rest off.
+    pub fn encryption_config(&self) -> Option<&EncryptionConfiguration> {
+        self.encryption.as_ref().map(|e| &e.0)
     }
 
     /// The service-account signing key (`sa.key`), PEM.
@@ -276,6 +285,12 @@ impl Pki {
                 true,
             );
             push(with_ext(&base, "pub"), sa_pub.as_bytes(), false);
+        }
+        if let Some((_, text)) = &self.encryption {
+            push(encryption::master_path(), text.as_bytes(), true);
+            for n in &self.plan.control_plane {
+                push(encryption::node_path(n), text.as_bytes(), true);
+            }
         }
         for leaf in &self.leaves {
             push(
@@ -614,6 +629,49 @@ fn build(
         }
     }
 
+    // 2b. The Secrets encryption configuration: load, adopt, or generate; copies must match.
+    let encryption = if plan.encryption_at_rest {
+        let master = encryption::master_path();
+        let mut found: Option<(EncryptionConfiguration, Zeroizing<String>, PathBuf)> = None;
+        let copies = plan.control_plane.iter().map(|n| encryption::node_path(n));
+        for path in std::iter::once(master.clone()).chain(copies) {
+            let Some(text) = disk.read(&path)? else {
+                continue;
+            };
+            let text = Zeroizing::new(text);
+            match &found {
+                None => {
+                    let cfg = EncryptionConfiguration::from_yaml(&text, &disk.full(&path))?;
+                    if path != master {
+                        report.notes.push(format!(
+                            "{} was missing; taken from {}",
+                            master.display(),
+                            path.display()
+                        ));
+                    }
+                    found = Some((cfg, text, path));
+                }
+                Some((_, t, first)) if *t != text => {
+                    return Err(Error::CopyDiffers {
+                        copy: disk.full(&path),
+                        master: disk.full(first),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Some(match found {
+            Some((cfg, text, _)) => (cfg, text),
+            None => {
+                let cfg = EncryptionConfiguration::generate()?;
+                let text = cfg.to_yaml()?;
+                (cfg, text)
+            }
+        })
+    } else {
+        None
+    };
+
     // 3. The leaves: keep what is valid, note what is stale, issue what is missing.
     let mut leaf_plans: Vec<(LeafSpec, LeafPlan)> = Vec::new();
     for leaf in &plan.leaves {
@@ -811,6 +869,7 @@ fn build(
             cas,
             service_account,
             leaves,
+            encryption,
         },
         report,
     ))

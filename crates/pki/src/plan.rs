@@ -205,6 +205,9 @@ pub struct PkiPlan {
     pub workers: Vec<String>,
     /// Every leaf certificate.
     pub leaves: Vec<LeafSpec>,
+    /// Make (or keep) the Secrets encryption key ([`crate::encryption`]); from
+    /// `spec.security.encryptionAtRest`.
+    pub encryption_at_rest: bool,
 }
 
 impl From<&ClusterSpec> for PkiPlan {
@@ -215,6 +218,7 @@ impl From<&ClusterSpec> for PkiPlan {
                 leaves.extend(control_plane_leaves(spec, node));
             }
             let n = node.name.as_str();
+            leaves.push(kubelet_serving_leaf(node));
             leaves.push(
                 LeafSpec::new(
                     node_kubelet_pki_dir(n).join("kubelet-client"),
@@ -264,8 +268,25 @@ impl From<&ClusterSpec> for PkiPlan {
                 .collect(),
             workers: spec.workers.iter().map(|n| n.name.to_string()).collect(),
             leaves,
+            encryption_at_rest: spec.security.encryption_at_rest,
         }
     }
+}
+
+/// The kubelet's serving certificate (`/var/lib/kubelet/pki/kubelet.{crt,key}`, the names the
+/// kubelet uses for its own), signed by the cluster CA so that the apiserver can verify the
+/// kubelet with `--kubelet-certificate-authority`. Subject `system:node:<name>` in
+/// `system:nodes`, as the kubelet's own CSRs; SANs exactly the node's name and IP.
+pub fn kubelet_serving_leaf(node: &NodeSpec) -> LeafSpec {
+    let n = node.name.as_str();
+    LeafSpec::new(
+        node_kubelet_pki_dir(n).join("kubelet"),
+        CaId::Kubernetes,
+        format!("system:node:{n}"),
+        Usage::Server,
+    )
+    .organization("system:nodes")
+    .sans(vec![San::Dns(node.name.clone().into()), San::Ip(node.ip)])
 }
 
 /// kubeadm's certificates for one control-plane node.
@@ -460,8 +481,9 @@ mod tests {
     #[test]
     fn example_plan_has_kubeadms_set() {
         let plan = PkiPlan::example();
-        // 9 kubeadm leaves per control-plane node, a kubelet client per node, 3 operator clients.
-        assert_eq!(plan.leaves.len(), 3 * 9 + 4 + 3);
+        // 9 kubeadm leaves per control-plane node, a kubelet client and serving certificate
+        // per node, 3 operator clients.
+        assert_eq!(plan.leaves.len(), 3 * 9 + 2 * 4 + 3);
         let names: std::collections::HashSet<String> =
             plan.leaves.iter().map(LeafSpec::name).collect();
         assert_eq!(names.len(), plan.leaves.len(), "names are unique");
@@ -473,5 +495,11 @@ mod tests {
             "system:node:worker-01"
         );
         assert_eq!(plan.cas().len(), 3);
+        let serving = plan.leaf("worker-01/kubelet").unwrap();
+        assert_eq!(serving.usage, Usage::Server);
+        assert_eq!(serving.common_name, "system:node:worker-01");
+        let sans: Vec<String> = serving.sans.iter().map(ToString::to_string).collect();
+        assert_eq!(sans, ["worker-01", "127.0.0.21"]);
+        assert!(plan.encryption_at_rest);
     }
 }

@@ -323,7 +323,7 @@ proptest! {
         let s = spec(cp, workers, v6, mode, alg, dns_endpoint);
         let pki = Pki::generate(&PkiPlan::from(&s)).unwrap();
         let leaves = verify_all(&s, &pki);
-        prop_assert_eq!(leaves, cp * 9 + cp + workers + 3);
+        prop_assert_eq!(leaves, cp * 9 + 2 * (cp + workers) + 3);
     }
 }
 

@@ -163,3 +163,80 @@ fn openssl_verifies_intermediate_mode_ecdsa() {
 fn openssl_verifies_intermediate_mode_rsa() {
     check_mode("intermediate", "rsa-2048");
 }
+
+/// Every node's kubelet serving certificate verifies, for a TLS server, against the cluster CA
+/// file that node (and the apiserver's `--kubelet-certificate-authority`) holds, for the
+/// node's name and for its IP; and it carries exactly those two names, nothing else.
+#[test]
+fn kubelet_serving_certificates_verify_for_exactly_the_nodes_names() {
+    require_tool("openssl", "openssl");
+    for mode in ["kubeadm", "intermediate"] {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = common::spec(mode, "ecdsa-p256");
+        sync(&PkiPlan::from(&spec), dir.path(), SyncOptions::default()).unwrap();
+        let mut seen = 0;
+        for (node, _) in spec.nodes() {
+            let n = node.name.as_str();
+            let base = dir.path().join(format!("nodes/{n}/var/lib/kubelet/pki"));
+            let crt = base.join("kubelet.crt").display().to_string();
+            // The apiserver trusts the cluster CA copy of a control-plane node; in
+            // intermediate mode that is the intermediate itself (partial chain).
+            let ca = dir
+                .path()
+                .join("nodes/control-01/etc/kubernetes/pki/ca.crt")
+                .display()
+                .to_string();
+            let ip = node.ip.to_string();
+            for check in [["-verify_hostname", n], ["-verify_ip", ip.as_str()]] {
+                let mut args = vec!["verify", "-x509_strict", "-purpose", "sslserver"];
+                if mode == "intermediate" {
+                    args.push("-partial_chain");
+                }
+                args.extend(["-CAfile", &ca, check[0], check[1], &crt]);
+                let out = openssl(&args);
+                assert!(
+                    out.status.success(),
+                    "{mode} {n}: openssl {}: {}{}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            // A name the node does not have must fail.
+            let mut args = vec!["verify", "-partial_chain", "-CAfile", &ca];
+            args.extend(["-verify_hostname", "control-99", &crt]);
+            assert!(!openssl(&args).status.success(), "{n}: wrong name accepted");
+            // Exactly the node's name and IP.
+            let out = openssl(&["x509", "-noout", "-ext", "subjectAltName", "-in", &crt]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            let sans: Vec<&str> = text
+                .lines()
+                .skip(1)
+                .flat_map(|l| l.split(','))
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            assert_eq!(
+                sans,
+                [format!("DNS:{n}"), format!("IP Address:{ip}")],
+                "{n}"
+            );
+            let out = openssl(&["x509", "-noout", "-subject", "-in", &crt]);
+            let subject = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                subject.contains(&format!("CN = system:node:{n}"))
+                    && subject.contains("O = system:nodes"),
+                "{subject}"
+            );
+            let mode_bits = std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(base.join("kubelet.key"))
+                    .unwrap()
+                    .permissions(),
+            ) & 0o777;
+            assert_eq!(mode_bits, 0o600, "{n}: kubelet.key");
+            seen += 1;
+        }
+        assert_eq!(seen, spec.nodes().count());
+        assert!(seen >= 2, "the test spec has workers too");
+    }
+}

@@ -55,7 +55,9 @@ fn keys_are_0600_and_certs_0644() {
             .permissions()
             .mode()
             & 0o777;
-        let secret = path.extension().is_some_and(|e| e == "key");
+        // Keys, and the encryption configuration (it holds the Secrets key inline).
+        let secret = path.extension().is_some_and(|e| e == "key")
+            || path.ends_with("encryption-config.yaml");
         assert_eq!(
             mode,
             if secret { 0o600 } else { 0o644 },

@@ -2,10 +2,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::azure::AciComponent;
 use crate::names::DnsName;
 use crate::net::{San, kubeadm_san_order};
 use crate::scalar::{Endpoint, Host, host_port};
-use crate::{ClusterSpec, NodeSpec};
+use crate::{AzureBackend, BackendSpec, ClusterSpec, NodeSpec};
 
 /// Well-known ports of the control plane, as kubeadm uses them.
 #[allow(unreachable_pub)]
@@ -49,10 +50,32 @@ impl ClusterSpec {
             .unwrap_or_else(|| self.network.service_cidr.net().network())
     }
 
-    /// `spec.controlPlaneEndpoint`, or the first control-plane node's address on 6443.
+    /// The FQDN of a node's component when the backend is Azure (labels chosen up front:
+    /// `{prefix}-{etcd|apiserver}-{index}.{location}.azurecontainer.io`); `None` otherwise.
+    pub fn azure_fqdn(&self, component: AciComponent, node: &NodeSpec) -> Option<String> {
+        match &self.backend {
+            BackendSpec::Azure(az) => {
+                Some(az.component_fqdn(component, AzureBackend::index_of(self, node)))
+            }
+            _ => None,
+        }
+    }
+
+    /// `spec.controlPlaneEndpoint`, or the first control-plane node's address on 6443 (on
+    /// Azure: the first apiserver group's FQDN on 6443).
     pub fn control_plane_endpoint(&self) -> Endpoint {
         if let Some(e) = &self.control_plane_endpoint {
             return e.clone();
+        }
+        if let Some(first) = self.control_plane.first()
+            && let Some(Ok(host)) = self
+                .azure_fqdn(AciComponent::ApiServer, first)
+                .map(DnsName::try_from)
+        {
+            return Endpoint {
+                host: Host::Dns(host),
+                port: ports::APISERVER,
+            };
         }
         let ip = self
             .control_plane
@@ -69,7 +92,11 @@ impl ClusterSpec {
 
     /// The URL of one node's own apiserver (`https://<ip>:6443`), which kubeadm puts in the
     /// controller-manager's and scheduler's kubeconfigs.
+    /// On Azure, where each component runs in its own group, the node's apiserver FQDN.
     pub fn local_api_url(&self, node: &NodeSpec) -> String {
+        if let Some(fqdn) = self.azure_fqdn(AciComponent::ApiServer, node) {
+            return format!("https://{fqdn}:{}", ports::APISERVER);
+        }
         format!("https://{}", host_port(node.ip, ports::APISERVER))
     }
 
@@ -82,7 +109,7 @@ impl ClusterSpec {
     /// node name, `kubernetes`, `kubernetes.default`, `kubernetes.default.svc`,
     /// `kubernetes.default.svc.<dnsDomain>`, the endpoint host if it is a name; then the first
     /// service IP, the node's IP and the endpoint host if it is an address; then
-    /// `spec.apiServer.certSANs`.
+    /// `spec.apiServer.certSANs`. On Azure the node's apiserver FQDN takes the place of its IP.
     pub fn apiserver_sans(&self, node: &NodeSpec) -> Vec<San> {
         let mut sans = vec![
             San::Dns(node.name.clone().into()),
@@ -99,8 +126,12 @@ impl ClusterSpec {
                 }),
             ),
             San::Ip(self.kubernetes_service_ip()),
-            San::Ip(node.ip),
         ];
+        match self.azure_fqdn(AciComponent::ApiServer, node) {
+            // On Azure the node's `ip` is only an identity: the group is reached by its FQDN.
+            Some(fqdn) => sans.extend(DnsName::try_from(fqdn).ok().map(San::Dns)),
+            None => sans.push(San::Ip(node.ip)),
+        }
         match self.control_plane_endpoint().host {
             Host::Dns(d) => sans.push(San::Dns(d)),
             Host::Ip(ip) => sans.push(San::Ip(ip)),
@@ -117,8 +148,16 @@ impl ClusterSpec {
     }
 
     /// The SANs of one node's etcd server and peer certificates: the node name, `localhost`,
-    /// the node's IP, `127.0.0.1` and `::1` (kubeadm's rule).
+    /// the node's IP, `127.0.0.1` and `::1` (kubeadm's rule). On Azure the node's etcd FQDN
+    /// takes the place of its IP.
     pub fn etcd_sans(&self, node: &NodeSpec) -> Vec<San> {
+        if let Some(fqdn) = self.azure_fqdn(AciComponent::Etcd, node) {
+            let mut sans = vec![San::Dns(node.name.clone().into()), dns("localhost")];
+            sans.extend(DnsName::try_from(fqdn).ok().map(San::Dns));
+            sans.push(San::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+            sans.push(San::Ip(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+            return kubeadm_san_order(sans);
+        }
         kubeadm_san_order([
             San::Dns(node.name.clone().into()),
             dns("localhost"),
@@ -128,13 +167,19 @@ impl ClusterSpec {
         ])
     }
 
-    /// `https://<ip>:2379`: the node's etcd client URL.
+    /// `https://<ip>:2379`: the node's etcd client URL (on Azure `https://<etcd FQDN>:2379`).
     pub fn etcd_client_url(&self, node: &NodeSpec) -> String {
+        if let Some(fqdn) = self.azure_fqdn(AciComponent::Etcd, node) {
+            return format!("https://{fqdn}:{}", ports::ETCD_CLIENT);
+        }
         format!("https://{}", host_port(node.ip, ports::ETCD_CLIENT))
     }
 
-    /// `https://<ip>:2380`: the node's etcd peer URL.
+    /// `https://<ip>:2380`: the node's etcd peer URL (on Azure `https://<etcd FQDN>:2380`).
     pub fn etcd_peer_url(&self, node: &NodeSpec) -> String {
+        if let Some(fqdn) = self.azure_fqdn(AciComponent::Etcd, node) {
+            return format!("https://{fqdn}:{}", ports::ETCD_PEER);
+        }
         format!("https://{}", host_port(node.ip, ports::ETCD_PEER))
     }
 

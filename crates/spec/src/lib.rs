@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use aws::AwsBackend;
-pub use azure::AzureBackend;
+pub use azure::{AciComponent, AzureBackend, AzureCredentialSpec};
 pub use components::{ApiServerSpec, ComponentSpec, EtcdSpec, EtcdVersion, HostPathMount};
 pub use gateway::{GatewaySpec, PeerSpec, TunnelSpec};
 pub use names::{ClusterName, DnsName, NameError, NodeName};
