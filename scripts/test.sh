@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 # The PyPI tools (moto_server, checkov, kubernetes-validate) install-deps put in their venvs.
 export PATH="${FRANKENETES_PY:-${XDG_CACHE_HOME:-$HOME/.cache}/frankenetes/py}/bin:$PATH"
 export INSTA_UPDATE=no
-cargo test --workspace --locked "$@"
+# The CLI's cloud backends (features of the frankenetes crate, off by default) are on, so the
+# CLI's tests against moto run too; the other crates see the same dependency features either way.
+cargo test --workspace --features frankenetes/aws,frankenetes/azure --locked "$@"

@@ -22,6 +22,7 @@ use futures_util::future::{try_join, try_join_all};
 use crate::Error;
 use crate::ec2::{self, Launch, Placement, Timing};
 use crate::error::api;
+use crate::store::Store;
 use crate::tags::{self, ROLE_KEY};
 
 /// The Fedora CoreOS publisher's AWS account (owner of the official AMIs).
@@ -177,6 +178,7 @@ pub struct Lab {
     pub(crate) aws: AwsBackend,
     pub(crate) gateway: GatewaySpec,
     payloads: LabPayloads,
+    pub(crate) store: Store,
     timing: Timing,
 }
 
@@ -278,8 +280,25 @@ impl Lab {
             aws: aws.clone(),
             gateway,
             payloads,
+            store: Store::new(sdk, aws.region.as_deref(), spec.name.as_str()),
             timing: Timing::default(),
         })
+    }
+
+    /// The lab of `spec` for [`Lab::desired_plan`] only: no credentials are read and every
+    /// AWS call fails (its endpoint is `http://offline.invalid`).
+    pub fn offline(spec: &ClusterSpec, payloads: LabPayloads) -> Result<Self, Error> {
+        let region = match &spec.backend {
+            BackendSpec::Aws(a) => a.region.clone(),
+            _ => None,
+        };
+        let sdk = crate::static_sdk_config(
+            "http://offline.invalid",
+            region.as_deref().unwrap_or("us-east-1"),
+            "offline",
+            "offline",
+        );
+        Self::new(&sdk, spec, payloads)
     }
 
     /// With other poll intervals and timeouts (tests poll fast).
@@ -287,6 +306,27 @@ impl Lab {
     pub fn with_timing(mut self, timing: Timing) -> Self {
         self.timing = timing;
         self
+    }
+
+    /// The machines whose Ignition config does not fit in user data even compressed: they
+    /// fetch it from the payload bucket.
+    pub(crate) fn oversized_units(&self) -> Vec<String> {
+        let too_large = |unit: &str, p: &[u8]| {
+            matches!(
+                crate::userdata::encode(unit, p),
+                Err(Error::UserDataTooLarge { .. })
+            )
+        };
+        let mut out = Vec::new();
+        if too_large(self.gateway.name.as_str(), &self.payloads.gateway) {
+            out.push(self.gateway.name.as_str().to_owned());
+        }
+        for (name, p) in &self.payloads.nodes {
+            if too_large(name.as_str(), p) {
+                out.push(name.as_str().to_owned());
+            }
+        }
+        out
     }
 
     pub(crate) fn cluster(&self) -> &str {
@@ -423,8 +463,7 @@ impl Lab {
         };
         // Payloads first: fail before creating anything.
         let gw_name = self.gateway.name.as_str().to_owned();
-        let mut machines: Vec<(String, &'static str, String, &[u8], String)> = Vec::new();
-        crate::userdata::encode(&gw_name, &self.payloads.gateway)?;
+        let mut machines: Vec<(String, &'static str, String, Vec<u8>, String)> = Vec::new();
         for (node, _) in self.spec.nodes() {
             let payload = self
                 .payloads
@@ -436,14 +475,40 @@ impl Lab {
                         "no Ignition config given for this node; render the node bundles first"
                             .into(),
                 })?;
-            crate::userdata::encode(node.name.as_str(), payload)?;
             machines.push((
                 node.name.as_str().to_owned(),
                 "node",
                 self.aws.instance_type.clone(),
-                payload,
+                payload.clone(),
                 node.ip.to_string(),
             ));
+        }
+        // Configs over EC2's limit even compressed go to the payload bucket; the machine gets
+        // a stub that fetches its config from there.
+        let mut gw_payload = self.payloads.gateway.clone();
+        let too_large = |unit: &str, p: &[u8]| {
+            matches!(
+                crate::userdata::encode(unit, p),
+                Err(Error::UserDataTooLarge { .. })
+            )
+        };
+        let needs_store =
+            too_large(&gw_name, &gw_payload) || machines.iter().any(|m| too_large(&m.0, &m.3));
+        if needs_store {
+            let (bucket, created) = self.store.ensure().await?;
+            if created {
+                rec.created("s3-bucket", &bucket, "payloads");
+            } else {
+                rec.found("s3-bucket", &bucket, "payloads");
+            }
+            if too_large(&gw_name, &gw_payload) {
+                gw_payload = self.store.put(&bucket, &gw_name, &gw_payload).await?;
+            }
+            for m in &mut machines {
+                if too_large(&m.0, &m.3) {
+                    m.3 = self.store.put(&bucket, &m.0, &m.3).await?;
+                }
+            }
         }
 
         let (node_ami, vpc) = try_join(
@@ -517,7 +582,7 @@ impl Lab {
                 "gateway",
                 &self.aws.gateway_instance_type,
                 &gw_ami,
-                &self.payloads.gateway,
+                &gw_payload,
                 &eni,
             );
             let (eip, (), (), inst) =
@@ -1676,6 +1741,12 @@ impl Lab {
             .await?;
             deleted("volume", &v, "volume");
         }
+
+        // 11. The payload bucket (its objects first). Found by its derived name, so also when
+        //     an `up` died before tagging it.
+        if let Some(bucket) = self.store.delete().await? {
+            deleted("s3-bucket", &bucket, "payloads");
+        }
         Ok(count.into_inner())
     }
 
@@ -1807,7 +1878,7 @@ impl Lab {
 
     /// Every resource in the region that still carries the cluster's tag: instances (not
     /// terminated), volumes, network interfaces, Elastic IPs, security groups, route tables,
-    /// internet gateways, subnets, VPCs, load balancers and their listeners, target groups.
+    /// internet gateways, subnets, VPCs, load balancers and their listeners, target groups, and the payload bucket (S3).
     /// Read-only.
     pub async fn audit(&self) -> Result<Audit, Error> {
         let mut left = Vec::new();
@@ -1941,6 +2012,13 @@ impl Lab {
                 kind: "target-group",
                 id: arn,
                 role,
+            });
+        }
+        if let (bucket, true) = self.store.find().await? {
+            left.push(Resource {
+                kind: "s3-bucket",
+                id: bucket,
+                role: "payloads".into(),
             });
         }
         Ok(Audit { leftovers: left })

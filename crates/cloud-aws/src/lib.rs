@@ -48,17 +48,23 @@
 //! `down` needs no state file: it lists every tagged resource in the region, deletes in
 //! dependency order (listeners, load balancers — waiting until they are gone — target groups,
 //! instances — waiting until terminated — Elastic IPs, network interfaces, route tables,
-//! security groups, subnets, internet gateways, VPCs, stray volumes), retries
+//! security groups, subnets, internet gateways, VPCs, stray volumes, the payload bucket), retries
 //! `DependencyViolation`, "in use" and throttling with backoff, and ends with [`Lab::audit`].
 //!
 //! # User data over 16 KiB
 //!
-//! See [`userdata`]: a config over EC2's limit becomes a stub Ignition config that replaces
-//! itself with the gzip-compressed original carried inline (`ignition.config.replace` with
-//! `compression: gzip`, Ignition spec ≥ 3.1.0). Ignition's AWS provider does not gunzip raw
-//! user data (coreos/ignition#398 and #1100 were closed unmerged), so plain gzip would not boot;
-//! a stub pointing at S3 would need a bucket and an instance role — more to create, pay for and
-//! leak. A config that does not fit even compressed is refused before anything is created.
+//! EC2 takes at most 16 KiB of user data; a control-plane node's Ignition config (its
+//! certificates, keys, kubeconfigs and manifests) is about 85 KB, 28 KB compressed. Two steps:
+//! - [`userdata`]: a config over the limit first becomes a stub that replaces itself with the
+//!   gzip-compressed original carried inline (`ignition.config.replace` with `compression:
+//!   gzip`, Ignition spec ≥ 3.1.0). Ignition's AWS provider does not gunzip raw user data
+//!   (coreos/ignition#398 and #1100 were closed unmerged), so plain gzip would not boot. Workers
+//!   and the gateway fit this way.
+//! - A config that does not fit even so is uploaded to the cluster's private payload bucket
+//!   (S3, `frankenetes-<cluster>-<hash>`, public access blocked, tagged) and the instance gets
+//!   a stub that fetches it through a presigned HTTPS URL (valid 24 h) and checks its SHA-512.
+//!   No instance role is needed. The bucket's name is derived from the account, region and
+//!   cluster, so `down` and the audit find it without state; `plan` lists it when it is needed.
 //!
 //! # Cost
 //!
@@ -103,6 +109,7 @@ mod ec2;
 mod error;
 mod lab;
 pub mod plan;
+mod store;
 mod tags;
 pub mod userdata;
 

@@ -347,6 +347,18 @@ impl Lab {
             format!("TCP {API_PORT} -> {lb}"),
             None,
         );
+        let oversized = self.oversized_units();
+        if !oversized.is_empty() {
+            item(
+                "s3-bucket",
+                "payloads",
+                format!(
+                    "private; Ignition configs over 16 KiB even compressed: {}",
+                    oversized.join(", ")
+                ),
+                None,
+            );
+        }
         Plan {
             cluster: self.cluster().to_owned(),
             items,

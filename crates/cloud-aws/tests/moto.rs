@@ -201,8 +201,13 @@ fn fast() -> Timing {
     Timing::new(Duration::from_millis(50), Duration::from_secs(30))
 }
 
+/// Query-API actions by name; S3's REST calls (recorded as `METHOD url`) by method.
 fn is_read(action: &str) -> bool {
-    action.starts_with("Describe") || action.starts_with("Get") || action.starts_with("List")
+    action.starts_with("Describe")
+        || action.starts_with("Get")
+        || action.starts_with("List")
+        || action.starts_with("GET ")
+        || action.starts_with("HEAD ")
 }
 
 /// The write-up's lab: VPC 10.10.16.0/20, nodes .11–.13, gateway 10.10.31.10, NLB .10.
@@ -898,6 +903,208 @@ async fn up_refuses_a_missing_payload_before_creating_anything() {
 
 /// The real thing: `AWS_PROFILE`/`AWS_REGION` (or the other standard variables) must point
 /// at an account you may spend a few cents in. Creates the lab, checks it, deletes it.
+/// A config that does not compress (key material does not): over 16 KiB even as the gzip stub.
+fn incompressible(tag: &str, bytes: usize) -> Vec<u8> {
+    let mut out = format!(
+        r#"{{"ignition":{{"version":"3.4.0"}},"storage":{{"files":[{{"path":"/etc/{tag}","contents":{{"source":"data:;base64,"#
+    );
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut raw = Vec::with_capacity(bytes);
+    while raw.len() < bytes {
+        // xorshift: no pattern gzip can use.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        raw.extend_from_slice(&x.to_le_bytes());
+    }
+    out.push_str(&STANDARD.encode(&raw));
+    out.push_str(r#""}}]}}}"#);
+    out.into_bytes()
+}
+
+fn sha512sum(data: &[u8]) -> String {
+    let mut child = Command::new("sha512sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha512sum (coreutils)");
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configs_too_large_even_compressed_are_fetched_from_a_private_bucket_that_down_removes() {
+    let moto = Moto::start();
+    let sdk = moto.sdk();
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let spec = lab_spec("bigcfg");
+    let mut p = payloads();
+    let big = incompressible("control-03", 30_000);
+    p.nodes
+        .insert(NodeName::try_from("control-03").unwrap(), big.clone());
+    let lab = Lab::new(&sdk, &spec, p.clone())
+        .unwrap()
+        .with_timing(fast());
+
+    let plan = lab.desired_plan().to_string();
+    assert!(
+        plan.contains("s3-bucket") && plan.contains("control-03"),
+        "plan names the bucket and who needs it:\n{plan}"
+    );
+    let report = lab.up(&|_| {}).await.unwrap();
+    let bucket = report
+        .created
+        .iter()
+        .find(|r| r.kind == "s3-bucket")
+        .map(|r| r.id.clone())
+        .expect("up created the payload bucket");
+    assert!(bucket.starts_with("frankenetes-bigcfg-"), "{bucket}");
+
+    // The bucket: one, private, tagged; the object is the config.
+    let listed = s3.list_buckets().send().await.unwrap();
+    let ours: Vec<_> = listed
+        .buckets()
+        .iter()
+        .filter_map(|b| b.name())
+        .filter(|n| n.starts_with("frankenetes-bigcfg-"))
+        .collect();
+    assert_eq!(ours, vec![bucket.as_str()]);
+    let pab = s3
+        .get_public_access_block()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let c = pab.public_access_block_configuration().unwrap();
+    assert_eq!(
+        (
+            c.block_public_acls(),
+            c.ignore_public_acls(),
+            c.block_public_policy(),
+            c.restrict_public_buckets()
+        ),
+        (Some(true), Some(true), Some(true), Some(true))
+    );
+    let tags = s3
+        .get_bucket_tagging()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tag_set()
+            .iter()
+            .any(|t| t.key() == "frankenetes.dev/cluster" && t.value() == "bigcfg"),
+        "{tags:?}"
+    );
+    let keys: Vec<String> = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        keys,
+        vec!["control-03.ign".to_owned()],
+        "only the oversized config"
+    );
+
+    // control-03 boots a small stub that fetches its config by URL and checks its hash.
+    let out = ec2
+        .describe_instances()
+        .filters(tag("bigcfg"))
+        .filters(
+            Filter::builder()
+                .name("tag:frankenetes.dev/unit")
+                .values("control-03")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let id = out.reservations()[0].instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_owned();
+    let attr = ec2
+        .describe_instance_attribute()
+        .instance_id(&id)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+        .send()
+        .await
+        .unwrap();
+    let raw = STANDARD
+        .decode(attr.user_data().unwrap().value().unwrap())
+        .unwrap();
+    assert!(
+        raw.len() <= userdata::USER_DATA_LIMIT,
+        "{} bytes",
+        raw.len()
+    );
+    let stub: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(stub["ignition"]["version"], "3.4.0");
+    let replace = &stub["ignition"]["config"]["replace"];
+    assert_eq!(
+        replace["verification"]["hash"],
+        format!("sha512-{}", sha512sum(&big)),
+        "the stub pins the config's SHA-512"
+    );
+    let url = replace["source"].as_str().unwrap();
+    assert!(
+        url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=86400"),
+        "presigned for a day: {url}"
+    );
+    let path = url
+        .strip_prefix(&moto.url())
+        .expect("a URL on the endpoint");
+    let (status, body) = moto.http("GET", path).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body, big, "the URL serves the config, byte for byte");
+
+    // A second up finds the bucket; down removes it with its objects.
+    let again = lab.up(&|_| {}).await.unwrap();
+    assert!(again.created.is_empty(), "{:?}", again.created);
+    assert!(again.found.iter().any(|r| r.kind == "s3-bucket"));
+    assert!(
+        lab.audit()
+            .await
+            .unwrap()
+            .leftovers
+            .iter()
+            .any(|r| r.kind == "s3-bucket" && r.id == bucket)
+    );
+    let audit = Lab::new(&sdk, &spec, LabPayloads::default())
+        .unwrap()
+        .with_timing(fast())
+        .down(&|_| {})
+        .await
+        .unwrap();
+    assert!(audit.is_clean(), "{audit}");
+    let listed = s3.list_buckets().send().await.unwrap();
+    assert!(
+        !listed
+            .buckets()
+            .iter()
+            .any(|b| b.name() == Some(bucket.as_str())),
+        "down deleted the bucket"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "creates billed AWS resources"]
 async fn real_aws_lab_up_and_down() {

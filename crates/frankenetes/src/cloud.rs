@@ -1,4 +1,4 @@
-//! `up`/`status`/`pause`/`resume`/`down` for the cloud backends (feature `azure`).
+//! `up`/`status`/`pause`/`resume`/`down` for the cloud backends (features `aws`, `azure`).
 
 #[cfg(feature = "azure")]
 pub(crate) mod azure {
@@ -116,6 +116,158 @@ pub(crate) mod azure {
             Outcome::Ok
         } else {
             Outcome::Problems
+        })
+    }
+}
+
+#[cfg(feature = "aws")]
+pub(crate) mod aws {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use anyhow::Context;
+    use frankenetes::cloud_aws::{Event, Lab, LabPayloads, load_sdk_config};
+    use frankenetes::manifests::Rendered;
+    use frankenetes::netgw::{self, GatewayBundle, GatewayOptions, VpnState};
+    use frankenetes::pki::{self, PkiPlan, SyncOptions};
+    use frankenetes::spec::{ClusterSpec, NodeName};
+
+    use crate::{BadInput, Op, Outcome};
+
+    /// Every node's Ignition config from `rendered`, by node name.
+    fn node_payloads(rendered: &Rendered) -> anyhow::Result<BTreeMap<NodeName, Vec<u8>>> {
+        rendered
+            .nodes
+            .iter()
+            .map(|n| {
+                let name = NodeName::try_from(n.name.as_str())
+                    .map_err(|e| anyhow::anyhow!("node {}: {e}", n.name))?;
+                let ign = frankenetes::manifests::ignition::to_ignition(n).into_bytes();
+                Ok((name, ign))
+            })
+            .collect()
+    }
+
+    /// The payloads `plan` sizes: rendered in memory with throwaway keys, nothing written.
+    pub(crate) fn sample_payloads(
+        spec: &ClusterSpec,
+        rendered: &Rendered,
+    ) -> anyhow::Result<LabPayloads> {
+        let gateway = match &spec.gateway {
+            Some(gw) => {
+                let nowhere = std::env::temp_dir().join("frankenetes-plan-has-no-state");
+                let state = VpnState::load_or_init(&nowhere, gw)?;
+                GatewayBundle::render(gw, &state, &GatewayOptions::default())?
+                    .to_ignition()
+                    .into_bytes()
+            }
+            None => Vec::new(),
+        };
+        Ok(LabPayloads::new(gateway, node_payloads(rendered)?))
+    }
+
+    /// The PKI (made once, never replaced), the node bundles and the gateway's (its WireGuard
+    /// keys and peer configs) written under `bundle`, and the Ignition configs `up` launches.
+    fn payloads(spec: &ClusterSpec, bundle: &Path) -> anyhow::Result<LabPayloads> {
+        let (pki, _) = pki::sync(&PkiPlan::from(spec), bundle, SyncOptions::default())
+            .with_context(|| format!("PKI in {}", bundle.display()))?;
+        let rendered = frankenetes::manifests::render(spec, &pki)?;
+        rendered
+            .write(bundle)
+            .with_context(|| format!("cannot write the bundles in {}", bundle.display()))?;
+        let gw = netgw::gateway_of(spec).map_err(|e| BadInput(e.to_string()))?;
+        let g = netgw::render(bundle, gw, &GatewayOptions::default())
+            .with_context(|| format!("gateway bundle in {}", bundle.display()))?;
+        Ok(LabPayloads::new(
+            g.bundle.to_ignition().into_bytes(),
+            node_payloads(&rendered)?,
+        ))
+    }
+
+    fn on_event(e: &Event) {
+        eprintln!("    {e}");
+    }
+
+    /// The lab on AWS. Credentials and region come from the standard AWS chain (and
+    /// `spec.backend.aws.region`); `AWS_ENDPOINT_URL` points it at an emulator.
+    pub(crate) fn run(spec: ClusterSpec, dir: &Path, op: Op) -> anyhow::Result<Outcome> {
+        let bundle = dir.join("bundle");
+        let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+        rt.block_on(async {
+            let sdk = load_sdk_config(&spec, None).await;
+            match op {
+                Op::Up => {
+                    // The spec is checked (aws section, gateway) before anything is written.
+                    Lab::offline(&spec, LabPayloads::default())?;
+                    let lab = Lab::new(&sdk, &spec, payloads(&spec, &bundle)?)?;
+                    eprintln!("==> the lab of {} (VPC, gateway, nodes, NLB)", spec.name);
+                    let mut interrupt = tokio::signal::unix::signal(
+                        tokio::signal::unix::SignalKind::interrupt(),
+                    )
+                    .context("cannot catch SIGINT")?;
+                    let report = tokio::select! {
+                        r = lab.up(&on_event) => r?,
+                        _ = interrupt.recv() => {
+                            eprintln!("interrupted: what was created is tagged; `frankenetes up` finishes it, `frankenetes down` removes it");
+                            return Ok(Outcome::Problems);
+                        }
+                    };
+                    outln!(
+                        "{} resources created, {} found",
+                        report.created.len(),
+                        report.found.len()
+                    );
+                    if let Some(ip) = &report.gateway_public_ip {
+                        outln!("gateway (WireGuard endpoint): {ip}");
+                    }
+                    if let Some(dns) = &report.load_balancer_dns {
+                        outln!("API load balancer: {dns}");
+                    }
+                    for (unit, id) in &report.instances {
+                        outln!("  {unit:<16} {id}");
+                    }
+                    outln!(
+                        "VPN peer configs: {} (`wg-quick up <file>`)",
+                        bundle.join("cluster/vpn").display()
+                    );
+                    outln!(
+                        "admin kubeconfig: {} (through the tunnel)",
+                        bundle.join("cluster/admin.conf").display()
+                    );
+                    Ok(Outcome::Ok)
+                }
+                Op::Status => {
+                    // Read-only: what exists of the plan.
+                    let lab = Lab::new(&sdk, &spec, LabPayloads::default())?;
+                    let plan = lab.plan().await?;
+                    out!("{plan}");
+                    Ok(if plan.to_create() == 0 {
+                        Outcome::Ok
+                    } else {
+                        Outcome::Problems
+                    })
+                }
+                Op::Down { purge } => {
+                    let lab = Lab::new(&sdk, &spec, LabPayloads::default())?;
+                    eprintln!("==> deleting every resource tagged with cluster {}", spec.name);
+                    let audit = lab.down(&on_event).await?;
+                    out!("{audit}");
+                    if purge {
+                        eprintln!("--purge: nothing else is kept on AWS; the local bundle stays in {}", bundle.display());
+                    }
+                    Ok(if audit.is_clean() {
+                        Outcome::Ok
+                    } else {
+                        Outcome::Problems
+                    })
+                }
+                Op::Pause | Op::Resume | Op::Snapshot(_) | Op::Restore(_) => Err(BadInput(
+                    "on aws, `up` and `down` are the commands: etcd's data lives on the nodes' \
+                     disks; pause and snapshots are not supported by this backend yet"
+                        .into(),
+                )
+                .into()),
+            }
         })
     }
 }

@@ -5,7 +5,8 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `local` | yes | [`bootstrap`]: the sequencer, the local-process backend, etcd snapshot/restore |
-//! | `azure` | no | [`cloud_azure`]: Azure Container Instances (ARM REST, `azure_identity`) |
+//! | `aws` | no | `cloud_aws`: the cheap AWS lab (EC2, NLB, NAT/WireGuard gateway; `aws-sdk-ec2`) |
+//! | `azure` | no | `cloud_azure`: Azure Container Instances (ARM REST, `azure_identity`) |
 //! | `cli` | yes | the `frankenetes` binary (implies `local`) |
 //!
 //! [`spec`], [`pki`], [`manifests`], [`netgw`] and [`compute`] are always there; they need no
@@ -24,6 +25,8 @@
 
 #[cfg(feature = "local")]
 pub use frankenetes_bootstrap as bootstrap;
+#[cfg(feature = "aws")]
+pub use frankenetes_cloud_aws as cloud_aws;
 #[cfg(feature = "azure")]
 pub use frankenetes_cloud_azure as cloud_azure;
 pub use frankenetes_compute as compute;

@@ -38,7 +38,7 @@ macro_rules! out {
     }};
 }
 
-#[cfg(feature = "azure")]
+#[cfg(any(feature = "aws", feature = "azure"))]
 mod cloud;
 
 /// Build a Kubernetes control plane the hard way, automatically and securely.
@@ -826,11 +826,19 @@ fn plan(file: &Path) -> anyhow::Result<Outcome> {
             outln!("azure: what `up` creates (no call is made now)");
             out!("{}", p.table());
         }
+        #[cfg(feature = "aws")]
+        spec::BackendSpec::Aws(_) => {
+            let payloads = cloud::aws::sample_payloads(&spec, &rendered)?;
+            let lab = frankenetes::cloud_aws::Lab::offline(&spec, payloads)?;
+            outln!("aws: what `up` creates (no call is made now; `status` shows what exists)");
+            out!("{}", lab.desired_plan());
+        }
         spec::BackendSpec::Local(_) => {}
         #[allow(unreachable_patterns)]
         other => outln!(
-            "{}: this build cannot plan spec.backend.{} (azure: build with --features azure)",
+            "{}: this build cannot plan spec.backend.{} (build with --features {})",
             file.display(),
+            other.kind(),
             other.kind()
         ),
     }
@@ -891,16 +899,16 @@ fn cluster_cmd(a: &ClusterArgs, timeout: Option<GoDuration>, op: Op) -> anyhow::
         spec::BackendSpec::Local(_) => {}
         #[cfg(feature = "azure")]
         spec::BackendSpec::Azure(_) => return cloud::azure::run(spec, &dir, op),
+        #[cfg(feature = "aws")]
+        spec::BackendSpec::Aws(_) => return cloud::aws::run(spec, &dir, op),
+        #[allow(unreachable_patterns)]
         other => {
-            let how = match other.kind() {
-                "azure" => {
-                    "build it with `--features azure` (cargo install / cargo run -p frankenetes)"
-                }
-                _ => "this version has no such backend yet; use `local: {}` or `azure: {...}`",
-            };
             return Err(BadInput(format!(
-                "{}: spec.backend.{} is not in this build of frankenetes: {how}",
+                "{}: spec.backend.{} is not in this build of frankenetes; build it with \
+                 `cargo install frankenetes --features {}` (or `cargo run -p frankenetes --features {}`)",
                 a.file.display(),
+                other.kind(),
+                other.kind(),
                 other.kind()
             ))
             .into());

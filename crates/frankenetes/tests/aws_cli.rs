@@ -1,0 +1,211 @@
+//! `frankenetes plan/up/status/down` with `backend: aws`, against a real `moto_server` on
+//! 127.0.0.1 (started here, stopped by PID when the test ends, also on failure), reached through
+//! `AWS_ENDPOINT_URL` as a user would point the CLI at an emulator. Built with `--features aws`
+//! (scripts/test.sh runs it).
+
+#![cfg(feature = "aws")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Moto {
+    child: Child,
+    port: u16,
+    /// moto's working directory, removed with the server.
+    _dir: tempfile::TempDir,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let exe = [std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".cache/frankenetes/py/bin"))
+            .unwrap_or_default()]
+        .into_iter()
+        .chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        ))
+        .map(|d| d.join("moto_server"))
+        .find(|p| p.exists())
+        .expect("moto_server not found: run scripts/install-deps.sh");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(exe)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let moto = Moto {
+            child,
+            port,
+            _dir: dir,
+        };
+        let start = Instant::now();
+        while !moto.answers() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "moto_server did not answer on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    fn answers(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = write!(
+            s,
+            "GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        );
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 200")
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const SPEC: &str = r#"apiVersion: frankenetes.dev/v1alpha1
+kind: Cluster
+metadata: { name: cli-lab }
+spec:
+  kubernetesVersion: v1.35.0
+  controlPlaneEndpoint: 10.10.16.10:6443
+  controlPlane:
+    - { name: control-01, ip: 10.10.16.11 }
+    - { name: control-02, ip: 10.10.16.12 }
+    - { name: control-03, ip: 10.10.16.13 }
+  gateway: { ip: 10.10.31.10, privateCIDR: 10.10.16.0/20, tunnel: { cidr: 10.200.0.0/24 }, peers: [{ name: laptop }] }
+  backend:
+    aws: { region: eu-west-3, availabilityZone: eu-west-3a, instanceType: t3a.nano, gatewayInstanceType: t3a.nano, ami: ami-0fc0ffee0fc0ffee0 }
+"#;
+
+/// The binary with a hermetic AWS environment: moto's endpoint (when given), static test
+/// keys, no profile files, no instance metadata.
+fn bin(args: &[&str], cwd: &Path, endpoint: Option<&str>) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_frankenetes"));
+    c.args(args)
+        .current_dir(cwd)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env("AWS_CONFIG_FILE", cwd.join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            cwd.join("no-aws-credentials"),
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing");
+    match endpoint {
+        Some(url) => c.env("AWS_ENDPOINT_URL", url),
+        None => c.env_remove("AWS_ENDPOINT_URL"),
+    };
+    c.output().expect("runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn plan_up_status_down_against_moto_through_aws_endpoint_url() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("lab.yaml"), SPEC).unwrap();
+
+    // plan: offline (no endpoint, no call), every resource with its cost; the control
+    // planes' real Ignition configs are over 16 KiB even compressed, so the bucket is listed.
+    let plan = bin(&["plan", "-f", "lab.yaml"], d, None);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    let p = text(&plan);
+    for want in [
+        "AWS lab of cluster cli-lab",
+        "internal NLB at 10.10.16.10",
+        "s3-bucket",
+        "control-01, control-02, control-03",
+        "estimated cost: $0.0463/hour",
+    ] {
+        assert!(p.contains(want), "plan lacks {want:?}:\n{p}");
+    }
+    assert!(!d.join(".frankenetes").exists(), "plan wrote nothing");
+
+    let moto = Moto::start();
+    let url = format!("http://127.0.0.1:{}", moto.port);
+    let url = Some(url.as_str());
+
+    let up = bin(&["up", "-f", "lab.yaml"], d, url);
+    assert_eq!(up.status.code(), Some(0), "{}", text(&up));
+    let u = text(&up);
+    assert!(u.contains("gateway (WireGuard endpoint): "), "{u}");
+    assert!(u.contains("created s3-bucket frankenetes-cli-lab-"), "{u}");
+    let bundle = d.join(".frankenetes/cli-lab/bundle");
+    for f in [
+        "cluster/admin.conf",
+        "cluster/vpn/laptop.conf",
+        "cluster/pki/ca.key",
+        "nodes/control-01.ign",
+    ] {
+        assert!(bundle.join(f).is_file(), "{f} written by up");
+    }
+
+    let status = bin(&["status", "-f", "lab.yaml"], d, url);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+    assert!(text(&status).contains("0 to create"), "{}", text(&status));
+
+    let again = bin(&["up", "-f", "lab.yaml"], d, url);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(
+        text(&again).contains("0 resources created"),
+        "{}",
+        text(&again)
+    );
+
+    let pause = bin(&["pause", "-f", "lab.yaml"], d, url);
+    assert_eq!(pause.status.code(), Some(2), "{}", text(&pause));
+
+    let down = bin(&["down", "-f", "lab.yaml"], d, url);
+    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
+    assert!(
+        text(&down).contains("no tagged resource left"),
+        "{}",
+        text(&down)
+    );
+    let after = bin(&["status", "-f", "lab.yaml"], d, url);
+    assert_eq!(after.status.code(), Some(1), "{}", text(&after));
+}
+
+#[test]
+fn a_lab_without_a_gateway_is_refused_before_any_call() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let spec: String = SPEC
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("gateway:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(d.join("lab.yaml"), spec).unwrap();
+    // No endpoint is reachable: the error must come before any AWS call.
+    let up = bin(&["up", "-f", "lab.yaml"], d, Some("http://127.0.0.1:9"));
+    assert_ne!(up.status.code(), Some(0), "{}", text(&up));
+    assert!(text(&up).contains("gateway"), "{}", text(&up));
+}
