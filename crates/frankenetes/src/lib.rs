@@ -5,7 +5,7 @@
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
 //! | `local` | yes | [`bootstrap`]: the sequencer, the local-process backend, etcd snapshot/restore |
-//! | `azure` | no | [`cloud_azure`]: Azure Container Instances (ARM REST, `azure_identity`) |
+//! | `azure` | no | `cloud_azure`: Azure Container Instances (ARM REST, `azure_identity`) |
 //! | `cli` | yes | the `frankenetes` binary (implies `local`) |
 //!
 //! [`spec`], [`pki`], [`manifests`], [`netgw`] and [`compute`] are always there; they need no
