@@ -501,11 +501,18 @@ impl Lab {
             } else {
                 rec.found("s3-bucket", &bucket, "payloads");
             }
-            if too_large(&gw_name, &gw_payload) {
+            // A machine that already runs booted from its config: upload only for the others,
+            // so a converged lab makes no write call here either.
+            let live: BTreeSet<String> = ec2::list_instances(&self.ec2, self.cluster())
+                .await?
+                .iter()
+                .filter_map(|i| tags::value(i.tags(), tags::UNIT_KEY).map(str::to_owned))
+                .collect();
+            if too_large(&gw_name, &gw_payload) && !live.contains(&gw_name) {
                 gw_payload = self.store.put(&bucket, &gw_name, &gw_payload).await?;
             }
             for m in &mut machines {
-                if too_large(&m.0, &m.3) {
+                if too_large(&m.0, &m.3) && !live.contains(&m.0) {
                     m.3 = self.store.put(&bucket, &m.0, &m.3).await?;
                 }
             }
