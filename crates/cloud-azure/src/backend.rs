@@ -255,11 +255,28 @@ impl ComputeBackend for AciBackend {
             ACI_API_VERSION,
         )?;
         let items = self.arm.list_all("list container groups", url).await?;
-        Ok(items
-            .iter()
-            .filter(|g| group_tag(g).as_ref() == Some(tag))
-            .filter_map(unit_from_group)
-            .collect())
+        let mut units = Vec::new();
+        for item in items.iter().filter(|g| group_tag(g).as_ref() == Some(tag)) {
+            // ARM's list omits `instanceView`, the only place a stopped group shows as
+            // stopped (its provisioningState stays Succeeded): read each group of the cluster.
+            let full;
+            let group = if item.pointer("/properties/instanceView").is_some() {
+                item
+            } else {
+                let Some(name) = item.get("name").and_then(Value::as_str) else {
+                    continue;
+                };
+                match self.get_group(name).await? {
+                    Some(g) => {
+                        full = g;
+                        &full
+                    }
+                    None => continue, // deleted since the list
+                }
+            };
+            units.extend(unit_from_group(group));
+        }
+        Ok(units)
     }
 
     async fn delete(&self, id: &UnitId) -> Result<(), BackendError> {

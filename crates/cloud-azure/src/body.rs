@@ -294,14 +294,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn fixture(name: &str) -> Value {
-        let path = format!(
-            "{}/../../../shared/fixtures/azure-aci/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let text = std::fs::read_to_string(&path)
-            .or_else(|_| std::fs::read_to_string(format!("/work/shared/fixtures/azure-aci/{name}")))
-            .unwrap();
-        serde_json::from_str(&text).unwrap()
+        serde_json::from_str(crate::fixtures::text(name).unwrap()).unwrap()
     }
 
     #[test]

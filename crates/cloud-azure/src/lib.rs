@@ -33,6 +33,10 @@
 mod arm;
 mod backend;
 pub mod body;
+#[cfg(any(test, feature = "testing"))]
+mod fixtures;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use frankenetes_cloud_azure::testing as support;
 
 use std::time::Duration;
 
@@ -62,7 +62,7 @@ fn group_of(r: &Recorded) -> &str {
 async fn each_component_group_request_body() {
     let spec = spec();
     let (units, pki) = units(&spec);
-    let arm = FakeArm::start().await;
+    let arm = FakeArm::start().await.unwrap();
     let backend = arm.backend();
     aci::up_with(&backend, &units, &opts()).await.unwrap();
 
@@ -176,7 +176,7 @@ async fn pause_snapshots_before_etcd_goes_and_resume_restores_before_etcd_starts
     for mode in [PauseMode::Stop, PauseMode::Delete] {
         let spec = spec();
         let (units, _) = units(&spec);
-        let arm = FakeArm::start().await;
+        let arm = FakeArm::start().await.unwrap();
         let backend = arm.backend();
         aci::up_with(&backend, &units, &opts()).await.unwrap();
         let before = arm.recorded().len();
@@ -298,7 +298,7 @@ async fn pause_snapshots_before_etcd_goes_and_resume_restores_before_etcd_starts
 async fn a_failed_snapshot_leaves_etcd_running() {
     let spec = spec();
     let (units, _) = units(&spec);
-    let arm = FakeArm::start().await;
+    let arm = FakeArm::start().await.unwrap();
     let backend = arm.backend();
     aci::up_with(&backend, &units, &opts()).await.unwrap();
     let mut failed =
@@ -341,7 +341,7 @@ async fn a_failed_snapshot_leaves_etcd_running() {
 async fn down_removes_every_group_and_keeps_the_share() {
     let spec = spec();
     let (units, _) = units(&spec);
-    let arm = FakeArm::start().await;
+    let arm = FakeArm::start().await.unwrap();
     let backend = arm.backend();
     aci::up_with(&backend, &units, &opts()).await.unwrap();
     aci::down(&backend, &units.tag).await.unwrap();

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use frankenetes_cloud_azure::testing as support;
 
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,7 @@ fn unit(name: &str, cluster: &str) -> UnitSpec {
 
 #[tokio::test]
 async fn conformance_against_the_replay() {
-    let arm = FakeArm::start().await;
+    let arm = FakeArm::start().await.unwrap();
     arm.set_page_size(1);
     // a group of another cluster in the same resource group, to prove filtering and paging
     let mut foreign =
@@ -85,7 +85,7 @@ async fn conformance_against_the_replay() {
 
 #[tokio::test]
 async fn foreign_group_of_the_same_name_is_already_exists() {
-    let arm = FakeArm::start().await;
+    let arm = FakeArm::start().await.unwrap();
     let mut foreign =
         fixture("ContainerGroupsGet_Succeeded.json")["responses"]["200"]["body"].clone();
     foreign["tags"] = json!({ AZURE_TAG_KEY: "other" });
@@ -101,7 +101,7 @@ async fn foreign_group_of_the_same_name_is_already_exists() {
 
 #[tokio::test]
 async fn lro_in_progress_then_succeeded_honours_retry_after() {
-    let arm = FakeArm::start().await;
+    let arm = FakeArm::start().await.unwrap();
     let b = arm.backend();
     let op = "/subscriptions/x/providers/Microsoft.ContainerInstance/locations/westeurope/operations/slow";
     arm.script(
@@ -148,7 +148,7 @@ async fn lro_in_progress_then_succeeded_honours_retry_after() {
 
 #[tokio::test]
 async fn lro_failed_keeps_the_arm_code_and_events() {
-    let arm = FakeArm::start().await;
+    let arm = FakeArm::start().await.unwrap();
     let b = arm.backend();
     arm.script(
         "DELETE",
@@ -176,7 +176,7 @@ async fn lro_failed_keeps_the_arm_code_and_events() {
 
 #[tokio::test]
 async fn throttled_429_is_retried_after_retry_after() {
-    let arm = FakeArm::start().await;
+    let arm = FakeArm::start().await.unwrap();
     let b = arm.backend();
     arm.script(
         "GET",
@@ -203,7 +203,7 @@ async fn throttled_429_is_retried_after_retry_after() {
 
 #[tokio::test]
 async fn persistent_5xx_becomes_transient() {
-    let arm = FakeArm::start().await;
+    let arm = FakeArm::start().await.unwrap();
     let b = arm.backend();
     for _ in 0..4 {
         arm.script("GET", "/containerGroups/demo1", Reply::new(500, Some(json!({"error": {"code": "InternalServerError", "message": "Encountered an internal server error."}}))));
@@ -241,7 +241,7 @@ async fn arm_errors_map_to_kinds_keeping_code_and_message() {
         ),
     ];
     for (file, status, kind, code, text) in cases {
-        let arm = FakeArm::start().await;
+        let arm = FakeArm::start().await.unwrap();
         arm.script(
             "PUT",
             "/containerGroups/g",
@@ -256,7 +256,7 @@ async fn arm_errors_map_to_kinds_keeping_code_and_message() {
         assert!(e.message.contains("create container group g"), "{e}");
     }
     // 404 on describe
-    let arm = FakeArm::start().await;
+    let arm = FakeArm::start().await.unwrap();
     let e = arm.backend().describe(&group_id("gone")).await.unwrap_err();
     assert_eq!(e.kind, BackendErrorKind::NotFound);
     // ids outside our resource group are refused without a request
@@ -267,7 +267,7 @@ async fn arm_errors_map_to_kinds_keeping_code_and_message() {
 
 #[tokio::test]
 async fn next_link_paging_over_the_official_pages() {
-    let arm = FakeArm::start().await;
+    let arm = FakeArm::start().await.unwrap();
     let mut page1 =
         fixture("ContainerGroupsListByResourceGroup.json")["responses"]["200"]["body"].clone();
     page1["value"][0]["tags"] = json!({ AZURE_TAG_KEY: "paged" });
@@ -279,6 +279,9 @@ async fn next_link_paging_over_the_official_pages() {
         g["tags"] = json!({ AZURE_TAG_KEY: "paged" });
         g["name"] = json!("demo2");
     }
+    // The list items carry no instanceView (as ARM's): each group is then read for its state.
+    arm.insert_group("demo1", page1["value"][0].clone());
+    arm.insert_group("demo2", page2["value"][0].clone());
     arm.script("GET", "/containerGroups", Reply::new(200, Some(page1)));
     arm.script("GET", "/containerGroups", Reply::new(200, Some(page2)));
     let units = arm.backend().list(&ClusterTag::new("paged")).await.unwrap();
@@ -288,13 +291,20 @@ async fn next_link_paging_over_the_official_pages() {
         "{names:?}"
     );
     let rec = arm.recorded();
-    assert_eq!(rec.len(), 2);
     assert!(rec[1].query.contains("$skiptoken=page2"));
+    let reads: Vec<_> = rec[2..]
+        .iter()
+        .map(|r| (r.method.as_str(), r.path.rsplit('/').next().unwrap()))
+        .collect();
+    assert!(
+        reads.contains(&("GET", "demo1")) && reads.contains(&("GET", "demo2")),
+        "{reads:?}"
+    );
 }
 
 #[tokio::test]
 async fn the_token_never_leaves_the_configured_host() {
-    let arm = FakeArm::start().await;
+    let arm = FakeArm::start().await.unwrap();
     arm.script(
         "GET",
         "/containerGroups",
@@ -326,11 +336,15 @@ async fn the_token_never_leaves_the_configured_host() {
 
 #[tokio::test]
 async fn stop_and_start() {
-    let arm = FakeArm::start().await;
+    let arm = FakeArm::start().await.unwrap();
     let b = arm.backend();
     let u = b.create(&unit("ss", "ss")).await.unwrap();
     b.stop(&u.id).await.unwrap();
     assert_eq!(b.describe(&u.id).await.unwrap().state, UnitState::Stopped);
+    // A list answer has no instanceView, yet a stopped group must list as stopped.
+    let listed = b.list(&ClusterTag::new("ss")).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].state, UnitState::Stopped);
     let started = b.start(&u.id).await.unwrap();
     assert_eq!(started.state, UnitState::Running);
     assert_eq!(
@@ -350,7 +364,7 @@ async fn stop_and_start() {
 
 #[tokio::test]
 async fn storage_share_and_keys_never_leak() {
-    let arm = FakeArm::start().await;
+    let arm = FakeArm::start().await.unwrap();
     let b = arm.backend();
     b.create_file_share("sto1", "etcd-snapshots").await.unwrap();
     let keys = b.list_keys("sto1").await.unwrap();
@@ -403,7 +417,7 @@ async fn storage_share_and_keys_never_leak() {
 
 #[tokio::test]
 async fn request_body_snapshot_has_no_secret() {
-    let arm = FakeArm::start().await;
+    let arm = FakeArm::start().await.unwrap();
     arm.backend().create(&unit("snap", "snap")).await.unwrap();
     let put = arm
         .recorded()

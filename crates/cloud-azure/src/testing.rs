@@ -1,65 +1,86 @@
-//! A fake Azure Resource Manager on 127.0.0.1 over HTTPS (certificate from a throwaway CA made
-//! by `frankenetes-pki`), answering with the official example payloads in
-//! `shared/fixtures/azure-aci/` (absolute URLs rewritten to itself), recording every request.
+//! A fake Azure Resource Manager on 127.0.0.1, for tests and for the `aci_control_plane`
+//! example's `--replay`: HTTPS with a certificate from a throwaway CA (made by
+//! `frankenetes-pki`), answering with the official ARM example payloads (`fixtures/`, compiled
+//! in; absolute URLs rewritten to itself) and recording every request.
 //!
-//! Two layers: scripted replies (method + path fragment → fixture reply, consumed in order)
-//! for LRO, throttling, errors and paging; under them a small stateful model of container
-//! groups (PUT stores, GET/list return, DELETE removes) so that the compute conformance suite
-//! runs. Everything the model answers is shaped like the official examples.
+//! Two layers: scripted replies (method + path fragment → reply, consumed in order) for LRO,
+//! throttling, errors and paging; under them a small stateful model of container groups (PUT
+//! stores, GET/list return, DELETE removes, stop/start change the state) so that the compute
+//! conformance suite and whole control-plane lifecycles run. Everything the model answers is
+//! shaped like the official examples. Subscription [`SUB`], resource group [`RG`].
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! use frankenetes_cloud_azure::testing::FakeArm;
+//! use frankenetes_compute::{ClusterTag, ComputeBackend};
+//!
+//! let arm = FakeArm::start().await?;
+//! let backend = arm.backend();
+//! assert!(backend.list(&ClusterTag::new("demo")).await.expect("list").is_empty());
+//! assert_eq!(arm.recorded()[0].method, "GET");
+//! # Ok(()) }
+//! ```
+//!
+//! Not a stable API: it changes with the tests that use it.
 
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::{AciBackend, AciConfig, PollOptions};
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
 use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions, Transport};
-use frankenetes_cloud_azure::{AciBackend, AciConfig, PollOptions};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+/// The subscription the replay serves (the examples' all-zero id).
 pub const SUB: &str = "00000000-0000-0000-0000-000000000000";
+/// The resource group the replay serves.
 pub const RG: &str = "demo";
+/// The bearer token [`FakeCredential`] hands out (tests check it is never logged).
 pub const TOKEN: &str = "replay-bearer-token-do-not-log";
 
-pub fn fixtures_dir() -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/azure-aci");
-    if here.exists() {
-        here
-    } else {
-        PathBuf::from("/work/shared/fixtures/azure-aci")
-    }
-}
-
+/// An official example payload (or a `synthesized/` one) by file name, parsed.
+///
+/// # Panics
+/// On a name that is not in `fixtures/`.
 pub fn fixture(name: &str) -> Value {
-    let path = fixtures_dir().join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
+    let text = crate::fixtures::text(name).unwrap_or_else(|| panic!("no fixture {name}"));
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }
 
 /// One recorded request.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// `GET`, `PUT`, …
     pub method: String,
+    /// The path, without the query.
     pub path: String,
+    /// The query string, without `?`.
     pub query: String,
+    /// Headers, names lower-cased.
     pub headers: BTreeMap<String, String>,
+    /// The JSON body, if any.
     pub body: Option<Value>,
 }
 
 /// One reply.
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// HTTP status.
     pub status: u16,
+    /// Headers (`https://management.azure.com` in values is rewritten to the server).
     pub headers: Vec<(String, String)>,
+    /// JSON body.
     pub body: Option<Value>,
 }
 
 impl Reply {
+    /// A reply with a status and an optional body.
     pub fn new(status: u16, body: Option<Value>) -> Self {
         Self {
             status,
@@ -67,6 +88,7 @@ impl Reply {
             body,
         }
     }
+    /// Adds a header.
     pub fn header(mut self, k: &str, v: &str) -> Self {
         self.headers.push((k.into(), v.into()));
         self
@@ -112,7 +134,9 @@ struct State {
 
 /// The server; stopped (task aborted) on drop.
 pub struct FakeArm {
+    /// `https://127.0.0.1:<port>`: the ARM endpoint to configure.
     pub base: String,
+    /// The throwaway CA the server's certificate chains to.
     pub ca_pem: String,
     state: Arc<Mutex<State>>,
     task: tokio::task::JoinHandle<()>,
@@ -158,14 +182,12 @@ fn tls() -> (rustls::ServerConfig, String) {
 }
 
 impl FakeArm {
-    pub async fn start() -> Self {
+    /// Starts the server on a free port of 127.0.0.1 (stopped when dropped).
+    pub async fn start() -> std::io::Result<Self> {
         let (cfg, ca_pem) = tls();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!(
-            "https://127.0.0.1:{}",
-            listener.local_addr().unwrap().port()
-        );
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("https://127.0.0.1:{}", listener.local_addr()?.port());
         let state = Arc::new(Mutex::new(State {
             page_size: 2,
             ..Default::default()
@@ -187,12 +209,12 @@ impl FakeArm {
                 });
             }
         });
-        Self {
+        Ok(Self {
             base,
             ca_pem,
             state,
             task,
-        }
+        })
     }
 
     /// Queue a scripted reply for the next request whose method matches and whose path
@@ -205,10 +227,12 @@ impl FakeArm {
         });
     }
 
+    /// Every request so far, in order.
     pub fn recorded(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().recorded.clone()
     }
 
+    /// How many groups a list page holds (2 by default, so paging is exercised).
     pub fn set_page_size(&self, n: usize) {
         self.state.lock().unwrap().page_size = n;
     }
@@ -247,6 +271,7 @@ impl FakeArm {
     }
 }
 
+/// A credential that always returns [`TOKEN`], valid for an hour.
 #[derive(Debug)]
 pub struct FakeCredential;
 
