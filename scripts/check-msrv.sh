@@ -36,7 +36,8 @@ if ! rustup toolchain list 2>/dev/null | grep -q "^$msrv"; then
   rustup toolchain install "$msrv" --profile minimal >&2 || true
 fi
 if rustup toolchain list 2>/dev/null | grep -q "^$msrv"; then
-  cargo "+$msrv" check --workspace --locked \
+  # The published crates with every feature the CLI has (the cloud backends included).
+  cargo "+$msrv" check --workspace --locked --features frankenetes/aws,frankenetes/azure \
     --exclude frankenetes-benches --exclude frankenetes-examples
   echo "check-msrv: built with Rust $msrv"
 else

@@ -1423,30 +1423,26 @@ impl Lab {
             if let Ok(out) = listeners {
                 for l in out.listeners() {
                     if let Some(larn) = l.listener_arn() {
-                        self.retry(on, &format!("delete listener {larn}"), || async {
-                            ignore_missing(
-                                self.elb
-                                    .delete_listener()
-                                    .listener_arn(larn)
-                                    .send()
-                                    .await
-                                    .map_err(|e| api("DeleteListener", larn, e)),
-                            )
+                        self.retry_gone(on, &format!("delete listener {larn}"), || async {
+                            self.elb
+                                .delete_listener()
+                                .listener_arn(larn)
+                                .send()
+                                .await
+                                .map_err(|e| api("DeleteListener", larn, e))
                         })
                         .await?;
                         deleted("listener", larn, "listener");
                     }
                 }
             }
-            self.retry(on, &format!("delete load balancer {arn}"), || async {
-                ignore_missing(
-                    self.elb
-                        .delete_load_balancer()
-                        .load_balancer_arn(arn)
-                        .send()
-                        .await
-                        .map_err(|e| api("DeleteLoadBalancer", arn, e)),
-                )
+            self.retry_gone(on, &format!("delete load balancer {arn}"), || async {
+                self.elb
+                    .delete_load_balancer()
+                    .load_balancer_arn(arn)
+                    .send()
+                    .await
+                    .map_err(|e| api("DeleteLoadBalancer", arn, e))
             })
             .await?;
             deleted("load-balancer", arn, role);
@@ -1472,15 +1468,13 @@ impl Lab {
             .await?;
         }
         for (arn, role) in self.tagged_elb(true).await? {
-            self.retry(on, &format!("delete target group {arn}"), || async {
-                ignore_missing(
-                    self.elb
-                        .delete_target_group()
-                        .target_group_arn(&arn)
-                        .send()
-                        .await
-                        .map_err(|e| api("DeleteTargetGroup", &arn, e)),
-                )
+            self.retry_gone(on, &format!("delete target group {arn}"), || async {
+                self.elb
+                    .delete_target_group()
+                    .target_group_arn(&arn)
+                    .send()
+                    .await
+                    .map_err(|e| api("DeleteTargetGroup", &arn, e))
             })
             .await?;
             deleted("target-group", &arn, &role);
@@ -1493,15 +1487,13 @@ impl Lab {
             .filter_map(|i| i.instance_id().map(str::to_owned))
             .collect();
         if !ids.is_empty() {
-            self.retry(on, "terminate instances", || async {
-                ignore_missing(
-                    self.ec2
-                        .terminate_instances()
-                        .set_instance_ids(Some(ids.clone()))
-                        .send()
-                        .await
-                        .map_err(|e| api("TerminateInstances", ids.join(","), e)),
-                )
+            self.retry_gone(on, "terminate instances", || async {
+                self.ec2
+                    .terminate_instances()
+                    .set_instance_ids(Some(ids.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| api("TerminateInstances", ids.join(","), e))
             })
             .await?;
             for i in &instances {
@@ -1526,27 +1518,23 @@ impl Lab {
         for a in out.addresses() {
             let alloc = a.allocation_id().unwrap_or_default();
             if let Some(assoc) = a.association_id() {
-                self.retry(on, &format!("disassociate {alloc}"), || async {
-                    ignore_missing(
-                        self.ec2
-                            .disassociate_address()
-                            .association_id(assoc)
-                            .send()
-                            .await
-                            .map_err(|e| api("DisassociateAddress", assoc, e)),
-                    )
+                self.retry_gone(on, &format!("disassociate {alloc}"), || async {
+                    self.ec2
+                        .disassociate_address()
+                        .association_id(assoc)
+                        .send()
+                        .await
+                        .map_err(|e| api("DisassociateAddress", assoc, e))
                 })
                 .await?;
             }
-            self.retry(on, &format!("release {alloc}"), || async {
-                ignore_missing(
-                    self.ec2
-                        .release_address()
-                        .allocation_id(alloc)
-                        .send()
-                        .await
-                        .map_err(|e| api("ReleaseAddress", alloc, e)),
-                )
+            self.retry_gone(on, &format!("release {alloc}"), || async {
+                self.ec2
+                    .release_address()
+                    .allocation_id(alloc)
+                    .send()
+                    .await
+                    .map_err(|e| api("ReleaseAddress", alloc, e))
             })
             .await?;
             deleted("elastic-ip", alloc, role_of(a.tags()));
@@ -1562,15 +1550,13 @@ impl Lab {
             .map_err(|e| api("DescribeNetworkInterfaces", self.cluster(), e))?;
         try_join_all(out.network_interfaces().iter().map(|n| async move {
             let id = n.network_interface_id().unwrap_or_default();
-            self.retry(on, &format!("delete {id}"), || async {
-                ignore_missing(
-                    self.ec2
-                        .delete_network_interface()
-                        .network_interface_id(id)
-                        .send()
-                        .await
-                        .map_err(|e| api("DeleteNetworkInterface", id, e)),
-                )
+            self.retry_gone(on, &format!("delete {id}"), || async {
+                self.ec2
+                    .delete_network_interface()
+                    .network_interface_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| api("DeleteNetworkInterface", id, e))
             })
             .await?;
             deleted("network-interface", id, role_of(n.tag_set()));
@@ -1593,28 +1579,24 @@ impl Lab {
                     continue;
                 }
                 if let Some(assoc) = a.route_table_association_id() {
-                    self.retry(on, &format!("disassociate {assoc}"), || async {
-                        ignore_missing(
-                            self.ec2
-                                .disassociate_route_table()
-                                .association_id(assoc)
-                                .send()
-                                .await
-                                .map_err(|e| api("DisassociateRouteTable", assoc, e)),
-                        )
+                    self.retry_gone(on, &format!("disassociate {assoc}"), || async {
+                        self.ec2
+                            .disassociate_route_table()
+                            .association_id(assoc)
+                            .send()
+                            .await
+                            .map_err(|e| api("DisassociateRouteTable", assoc, e))
                     })
                     .await?;
                 }
             }
-            self.retry(on, &format!("delete {id}"), || async {
-                ignore_missing(
-                    self.ec2
-                        .delete_route_table()
-                        .route_table_id(id)
-                        .send()
-                        .await
-                        .map_err(|e| api("DeleteRouteTable", id, e)),
-                )
+            self.retry_gone(on, &format!("delete {id}"), || async {
+                self.ec2
+                    .delete_route_table()
+                    .route_table_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| api("DeleteRouteTable", id, e))
             })
             .await?;
             deleted("route-table", id, role_of(t.tags()));
@@ -1630,15 +1612,13 @@ impl Lab {
             .map_err(|e| api("DescribeSecurityGroups", self.cluster(), e))?;
         for g in out.security_groups() {
             let id = g.group_id().unwrap_or_default();
-            self.retry(on, &format!("delete {id}"), || async {
-                ignore_missing(
-                    self.ec2
-                        .delete_security_group()
-                        .group_id(id)
-                        .send()
-                        .await
-                        .map_err(|e| api("DeleteSecurityGroup", id, e)),
-                )
+            self.retry_gone(on, &format!("delete {id}"), || async {
+                self.ec2
+                    .delete_security_group()
+                    .group_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| api("DeleteSecurityGroup", id, e))
             })
             .await?;
             deleted("security-group", id, role_of(g.tags()));
@@ -1654,15 +1634,13 @@ impl Lab {
             .map_err(|e| api("DescribeSubnets", self.cluster(), e))?;
         for s in out.subnets() {
             let id = s.subnet_id().unwrap_or_default();
-            self.retry(on, &format!("delete {id}"), || async {
-                ignore_missing(
-                    self.ec2
-                        .delete_subnet()
-                        .subnet_id(id)
-                        .send()
-                        .await
-                        .map_err(|e| api("DeleteSubnet", id, e)),
-                )
+            self.retry_gone(on, &format!("delete {id}"), || async {
+                self.ec2
+                    .delete_subnet()
+                    .subnet_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| api("DeleteSubnet", id, e))
             })
             .await?;
             deleted("subnet", id, role_of(s.tags()));
@@ -1680,29 +1658,25 @@ impl Lab {
             let id = g.internet_gateway_id().unwrap_or_default();
             for a in g.attachments() {
                 if let Some(vpc) = a.vpc_id() {
-                    self.retry(on, &format!("detach {id}"), || async {
-                        ignore_missing(
-                            self.ec2
-                                .detach_internet_gateway()
-                                .internet_gateway_id(id)
-                                .vpc_id(vpc)
-                                .send()
-                                .await
-                                .map_err(|e| api("DetachInternetGateway", id, e)),
-                        )
+                    self.retry_gone(on, &format!("detach {id}"), || async {
+                        self.ec2
+                            .detach_internet_gateway()
+                            .internet_gateway_id(id)
+                            .vpc_id(vpc)
+                            .send()
+                            .await
+                            .map_err(|e| api("DetachInternetGateway", id, e))
                     })
                     .await?;
                 }
             }
-            self.retry(on, &format!("delete {id}"), || async {
-                ignore_missing(
-                    self.ec2
-                        .delete_internet_gateway()
-                        .internet_gateway_id(id)
-                        .send()
-                        .await
-                        .map_err(|e| api("DeleteInternetGateway", id, e)),
-                )
+            self.retry_gone(on, &format!("delete {id}"), || async {
+                self.ec2
+                    .delete_internet_gateway()
+                    .internet_gateway_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| api("DeleteInternetGateway", id, e))
             })
             .await?;
             deleted("internet-gateway", id, role_of(g.tags()));
@@ -1718,15 +1692,13 @@ impl Lab {
             .map_err(|e| api("DescribeVpcs", self.cluster(), e))?;
         for v in out.vpcs() {
             let id = v.vpc_id().unwrap_or_default();
-            self.retry(on, &format!("delete {id}"), || async {
-                ignore_missing(
-                    self.ec2
-                        .delete_vpc()
-                        .vpc_id(id)
-                        .send()
-                        .await
-                        .map_err(|e| api("DeleteVpc", id, e)),
-                )
+            self.retry_gone(on, &format!("delete {id}"), || async {
+                self.ec2
+                    .delete_vpc()
+                    .vpc_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| api("DeleteVpc", id, e))
             })
             .await?;
             deleted("vpc", id, role_of(v.tags()));
@@ -1735,15 +1707,13 @@ impl Lab {
         // 10. Volumes left behind (root volumes normally go with their instances).
         for v in self.tagged_volumes().await? {
             let id = v.clone();
-            self.retry(on, &format!("delete {id}"), || async {
-                ignore_missing(
-                    self.ec2
-                        .delete_volume()
-                        .volume_id(&id)
-                        .send()
-                        .await
-                        .map_err(|e| api("DeleteVolume", &id, e)),
-                )
+            self.retry_gone(on, &format!("delete {id}"), || async {
+                self.ec2
+                    .delete_volume()
+                    .volume_id(&id)
+                    .send()
+                    .await
+                    .map_err(|e| api("DeleteVolume", &id, e))
             })
             .await?;
             deleted("volume", &v, "volume");
@@ -1834,6 +1804,24 @@ impl Lab {
 
     /// Runs `f` until it succeeds or fails for good, backing off on retryable errors until
     /// the timeout.
+    /// [`Self::retry`] for a delete: a resource already gone counts as deleted.
+    async fn retry_gone<T, F, Fut>(
+        &self,
+        on: OnEvent<'_>,
+        what: &str,
+        mut f: F,
+    ) -> Result<(), Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        self.retry(on, what, || {
+            let call = f();
+            async move { ignore_missing(call.await) }
+        })
+        .await
+    }
+
     async fn retry<T, F, Fut>(&self, on: OnEvent<'_>, what: &str, mut f: F) -> Result<T, Error>
     where
         F: FnMut() -> Fut,

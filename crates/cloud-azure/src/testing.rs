@@ -258,10 +258,11 @@ impl FakeArm {
             }),
             ..Default::default()
         };
-        let mut poll = PollOptions::default();
-        poll.interval = Duration::from_millis(10);
-        poll.max_delay = Duration::from_secs(2);
-        poll.timeout = Duration::from_secs(20);
+        let poll = PollOptions {
+            interval: Duration::from_millis(10),
+            max_delay: Duration::from_secs(2),
+            timeout: Duration::from_secs(20),
+        };
         let config = AciConfig::new(SUB, RG, "westeurope")
             .with_endpoint(&self.base)
             .unwrap()
