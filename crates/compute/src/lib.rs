@@ -50,6 +50,7 @@
 
 #![deny(missing_docs)]
 
+pub mod ignition;
 #[cfg(feature = "testing")]
 pub mod testing;
 

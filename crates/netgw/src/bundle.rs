@@ -332,7 +332,7 @@ impl GatewayBundle {
     /// The bundle as one Ignition v3 config for Fedora CoreOS (with `/etc/hostname`), the same
     /// shape as every other node's `.ign`. It holds the gateway's private key.
     pub fn to_ignition(&self) -> String {
-        use frankenetes_manifests::ignition::{IgnitionFile, IgnitionUnit, build};
+        use frankenetes_compute::ignition::{IgnitionFile, IgnitionUnit, build};
         let hostname = format!("{}\n", self.name);
         let has_hostname = self.files.iter().any(|f| f.path == "/etc/hostname");
         let hostname_file = (!has_hostname).then_some(IgnitionFile {
