@@ -124,4 +124,3 @@ pub fn build<'a>(
     };
     serde_json::to_string_pretty(&cfg).unwrap_or_default()
 }
-
