@@ -4,7 +4,7 @@
 # `frankenetes pki -f <spec> -o <dir>` making the same set, for ECDSA P-256 and RSA-2048, and
 # prints the medians and their ratio side by side.
 #
-#   benches/openssl-baseline.sh [--reps N] [--no-build]
+#   benches/openssl-baseline.sh [--reps N] [--no-build] [--dir DIR | --fresh-fs]
 #
 # The set, on both sides: kubeadm's three CAs; for each of control-01..03 apiserver (with its
 # SANs), apiserver-kubelet-client, apiserver-etcd-client, front-proxy-client, etcd/server,
@@ -17,13 +17,19 @@ set -euo pipefail
 export LC_ALL=C # EPOCHREALTIME and awk with a decimal point
 
 usage() {
-    echo "usage: $0 [--reps N] [--no-build]"
+    echo "usage: $0 [--reps N] [--no-build] [--dir DIR | --fresh-fs]"
     echo "  --reps N     repetitions of each side, interleaved (default 5); the medians are compared"
     echo "  --no-build   use the frankenetes already built in the target directory's release/"
+    echo "  --dir DIR    write both sides' files under DIR (default: \$TMPDIR or /tmp)"
+    echo "  --fresh-fs   write them on a new ext4 filesystem (mkfs.ext4 defaults, so with a journal)"
+    echo "               in a loop-mounted sparse file, removed at the end: a disk in a known state."
+    echo "               Needs root, mkfs.ext4 and a loop device."
 }
 
 reps=5
 build=1
+dir="${TMPDIR:-/tmp}"
+fresh_fs=0
 while (($# > 0)); do
     case "$1" in
     --reps)
@@ -38,6 +44,15 @@ while (($# > 0)); do
         ;;
     --no-build)
         build=0
+        shift
+        ;;
+    --dir)
+        [[ $# -ge 2 && -d "$2" ]] || { echo "$0: --dir needs an existing directory" >&2; exit 2; }
+        dir="$2"
+        shift 2
+        ;;
+    --fresh-fs)
+        fresh_fs=1
         shift
         ;;
     -h | --help)
@@ -58,10 +73,49 @@ fi
 command -v openssl >/dev/null || { echo "$0: openssl not found (apt-get install openssl)" >&2; exit 2; }
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-work="$(mktemp -d "${TMPDIR:-/tmp}/frankenetes-openssl-baseline.XXXXXX")"
-cleanup() { rm -rf -- "$work"; }
+mnt=""
+image=""
+cleanup() {
+    cd /
+    [[ -z "$work" ]] || rm -rf -- "$work"
+    if [[ -n "$mnt" ]]; then
+        umount -- "$mnt" 2>/dev/null || umount -l -- "$mnt" 2>/dev/null || true
+        rmdir -- "$mnt" 2>/dev/null || true
+    fi
+    [[ -z "$image" ]] || rm -f -- "$image"
+}
+work=""
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+if ((fresh_fs)); then
+    # A filesystem nobody else writes to, made for this run: the figures do not depend on what
+    # the machine deleted lately (see "Which disk" in benches/README.md).
+    [[ $EUID -eq 0 ]] || { echo "$0: --fresh-fs needs root (mount); use --dir instead" >&2; exit 2; }
+    command -v mkfs.ext4 >/dev/null || { echo "$0: --fresh-fs needs mkfs.ext4 (apt-get install e2fsprogs)" >&2; exit 2; }
+    image="$(mktemp "$dir/frankenetes-bench-fs.XXXXXX")"
+    mnt="$(mktemp -d "$dir/frankenetes-bench-mnt.XXXXXX")"
+    truncate -s 512M "$image"
+    mkfs.ext4 -q -F "$image"
+    mount -o loop "$image" "$mnt" || { echo "$0: could not loop-mount $image (no loop device?)" >&2; exit 1; }
+    dir="$mnt"
+fi
+work="$(mktemp -d "$dir/frankenetes-openssl-baseline.XXXXXX")"
+
+# What the files are written on: the ratio depends on it (see benches/README.md).
+describe_fs() { # <dir>
+    local fstype source journal=""
+    fstype="$(findmnt -n -o FSTYPE --target "$1" 2>/dev/null || stat -f -c %T "$1")"
+    source="$(findmnt -n -o SOURCE --target "$1" 2>/dev/null || echo '?')"
+    if [[ "$fstype" == ext4 && -d /proc/fs/jbd2 ]]; then
+        # A journaled ext4 has a jbd2 entry named after its device (vda-8, loop0-8).
+        if compgen -G "/proc/fs/jbd2/$(basename -- "$source")-*" >/dev/null; then
+            journal=", with a journal"
+        else
+            journal=", without a journal"
+        fi
+    fi
+    echo "$fstype on $source$journal"
+}
 
 # --- the CLI, in release -------------------------------------------------------------------
 if ((build)); then
@@ -293,6 +347,9 @@ done
 
 echo
 echo "machine: $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1); $(openssl version | cut -d' ' -f1-2); $reps repetitions, medians"
+fs_note=""
+((fresh_fs == 0)) || fs_note=", made for this run"
+echo "written to: $(describe_fs "$work")$fs_note"
 echo
 printf '%-11s %-11s %5s %5s %6s %10s\n' algorithm made-by certs keys files processes
 printf '%s\n' "${counts[@]}"

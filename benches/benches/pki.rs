@@ -5,10 +5,11 @@
 //! `cargo bench -p frankenetes-benches`; one group only: `cargo bench -p frankenetes-benches -- rsa`.
 
 use std::hint::black_box;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
-use criterion::{BatchSize, BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use frankenetes_benches::{ALGORITHMS, certificate_count, example_plan};
 use frankenetes_pki::{Pki, PkiPlan, SyncOptions};
 use tempfile::TempDir;
@@ -24,11 +25,24 @@ fn fresh_dir() -> TempDir {
     tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"))
 }
 
-fn sync_into(plan: &PkiPlan, dir: TempDir) -> (TempDir, (Pki, frankenetes_pki::SyncReport)) {
-    let out = frankenetes_pki::sync(black_box(plan), dir.path(), SyncOptions::default())
-        .unwrap_or_else(|e| panic!("sync into {}: {e}", dir.path().display()));
-    // Returned, so that dropping the result and removing the directory are not timed.
-    (dir, out)
+fn sync_into(plan: &PkiPlan, dir: &Path) -> (Pki, frankenetes_pki::SyncReport) {
+    frankenetes_pki::sync(black_box(plan), dir, SyncOptions::default())
+        .unwrap_or_else(|e| panic!("sync into {}: {e}", dir.display()))
+}
+
+/// Times `iters` syncs, each into a fresh directory made beforehand. The directories are kept
+/// in `kept` until the whole run ends: on ext4 without a journal, creating files soon after
+/// many were deleted makes the inode allocator skip the freed inodes one by one (see
+/// benches/README.md), so removing each directory between iterations slowed the next ones.
+fn time_syncs(plan: &PkiPlan, iters: u64, kept: &mut Vec<TempDir>) -> Duration {
+    let dirs: Vec<TempDir> = (0..iters).map(|_| fresh_dir()).collect();
+    let t = Instant::now();
+    for dir in &dirs {
+        black_box(sync_into(plan, dir.path()));
+    }
+    let elapsed = t.elapsed();
+    kept.extend(dirs);
+    elapsed
 }
 
 /// Sizes the next benchmark from one run of it: criterion's default (100 samples in 5 s) for
@@ -54,7 +68,7 @@ fn size_for(group: &mut BenchmarkGroup<'_, WallTime>, one: Duration) {
     }
 }
 
-fn pki(c: &mut Criterion) {
+fn pki(c: &mut Criterion, kept: &mut Vec<TempDir>) {
     for alg in ALGORITHMS {
         let plan = example_plan(alg);
         let mut group = c.benchmark_group(format!("pki/{}", alg.as_str()));
@@ -67,18 +81,12 @@ fn pki(c: &mut Criterion) {
         drop(once);
         group.bench_function("generate", |b| b.iter(|| generate(&plan)));
 
-        // A fresh directory each time; creating it and removing it afterwards is not timed.
-        let dir = fresh_dir();
-        let t = Instant::now();
-        let once = sync_into(&plan, dir);
-        size_for(&mut group, t.elapsed());
-        drop(once);
+        // A fresh directory each time; creating it is not timed, and nothing is removed until
+        // the end.
+        let one = time_syncs(&plan, 1, kept);
+        size_for(&mut group, one);
         group.bench_function("sync-to-disk", |b| {
-            b.iter_batched(
-                fresh_dir,
-                |dir| sync_into(&plan, dir),
-                BatchSize::PerIteration,
-            );
+            b.iter_custom(|iters| time_syncs(&plan, iters, kept))
         });
         group.finish();
     }
@@ -87,6 +95,8 @@ fn pki(c: &mut Criterion) {
 // What `criterion_group!`/`criterion_main!` expand to, without their undocumented `pub fn`.
 fn main() {
     let mut c = Criterion::default().configure_from_args();
-    pki(&mut c);
+    let mut kept = Vec::new();
+    pki(&mut c, &mut kept);
     c.final_summary();
+    drop(kept);
 }

@@ -8,10 +8,12 @@
 #![allow(missing_docs)] // criterion_group! generates an undocumented public function
 
 use std::hint::black_box;
+use std::time::Instant;
 
-use criterion::{BatchSize, Criterion, Throughput};
+use criterion::{Criterion, Throughput};
 use frankenetes_pki::{Pki, PkiPlan};
 use frankenetes_spec::{ClusterName, ClusterSpec, NodeName, NodeSpec};
+use tempfile::TempDir;
 
 /// Three control-plane nodes and `nodes - 3` workers on 10.10.0.0/16.
 fn spec(nodes: usize) -> ClusterSpec {
@@ -34,6 +36,9 @@ fn spec(nodes: usize) -> ClusterSpec {
 }
 
 fn bench(c: &mut Criterion) {
+    // Every directory written is kept until the end: removing each between iterations slowed
+    // the next ones on ext4 without a journal (see benches/README.md, "Which disk").
+    let mut kept: Vec<TempDir> = Vec::new();
     let mut group = c.benchmark_group("render");
     group.sample_size(20);
     for n in [3usize, 100] {
@@ -44,20 +49,23 @@ fn bench(c: &mut Criterion) {
             b.iter(|| frankenetes_manifests::render(black_box(&s), black_box(&pki)).unwrap())
         });
         group.bench_function(format!("{n}-nodes/disk"), |b| {
-            b.iter_batched(
-                || tempfile::tempdir().unwrap(),
-                |dir| {
+            b.iter_custom(|iters| {
+                let dirs: Vec<TempDir> = (0..iters).map(|_| tempfile::tempdir().unwrap()).collect();
+                let t = Instant::now();
+                for dir in &dirs {
                     frankenetes_manifests::render(&s, &pki)
                         .unwrap()
                         .write(dir.path())
                         .unwrap();
-                    dir
-                },
-                BatchSize::PerIteration,
-            );
+                }
+                let elapsed = t.elapsed();
+                kept.extend(dirs);
+                elapsed
+            });
         });
     }
     group.finish();
+    drop(kept);
 }
 
 criterion::criterion_group!(benches, bench);

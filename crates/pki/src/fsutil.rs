@@ -1,11 +1,12 @@
 //! Files: atomic writes with the right mode, reads that name the file on error. Other
 //! frankenetes crates write their files through these too.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::Error;
 
@@ -40,11 +41,13 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error
 /// needed, so the rename stays on one filesystem), a name no other writer uses, and `mode` set
 /// at creation and again exactly (the umask may have cleared bits).
 fn create_temp(path: &Path, mode: u32) -> io::Result<(PathBuf, fs::File)> {
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let parent = parent_of(path);
     fs::create_dir_all(parent)?;
+    create_temp_in(parent, path, mode)
+}
+
+/// [`create_temp`] once `parent` is known to exist.
+fn create_temp_in(parent: &Path, path: &Path, mode: u32) -> io::Result<(PathBuf, fs::File)> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -66,51 +69,116 @@ fn create_temp(path: &Path, mode: u32) -> io::Result<(PathBuf, fs::File)> {
     Ok((tmp, f))
 }
 
+/// The directory `path` is in (`.` for a bare file name).
+fn parent_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 /// Writes many files, each atomically (temporary file + rename, mode set at creation), and
 /// makes exactly those files durable, not the whole filesystem: a bundle of a hundred nodes is
 /// thousands of files, and a `syncfs` would also wait for every other process's dirty pages.
 ///
-/// The order: write every temporary file; start write-back of all of them at once
-/// (`sync_file_range`, so block allocation and the journal commit are shared); `fdatasync` each
-/// (the first waits for the shared commit, the rest find their data already on disk); rename;
-/// `fsync` each directory touched, so the renames are durable. After a crash a file is either
-/// the old one or the complete new one.
+/// The order: write every temporary file (each directory created once); start write-back of
+/// all of them at once (so block allocation and the journal commit are shared); `fdatasync`
+/// them from a few threads (each call waits on the device — on a filesystem without a journal,
+/// one inode write and one cache flush per file — so overlapping them is what saves time; the
+/// block layer merges the flushes); rename; `fsync` each directory touched, also overlapped, so
+/// the renames are durable. After a crash a file is either the old one or the complete new one.
 pub fn write_batch(files: &[(PathBuf, &[u8], u32)]) -> Result<(), Error> {
-    let mut temps: Vec<(PathBuf, fs::File, &Path)> = Vec::with_capacity(files.len());
+    let mut temps: Vec<(PathBuf, &Path)> = Vec::with_capacity(files.len());
+    let mut dirs: Vec<&Path> = Vec::new();
+    let mut made: HashSet<&Path> = HashSet::new();
     let result = (|| {
-        for (path, contents, mode) in files {
-            let err = |source: io::Error| Error::Write {
-                path: path.clone(),
-                source,
-            };
-            let (tmp, mut f) = create_temp(path, *mode).map_err(err)?;
-            temps.push((tmp, f.try_clone().map_err(err)?, path.as_path()));
-            f.write_all(contents).map_err(err)?;
-        }
-        for (_, f, _) in &temps {
-            start_writeback(f);
-        }
-        for (_, f, path) in &temps {
-            f.sync_data().map_err(|source| Error::Write {
-                path: path.to_path_buf(),
-                source,
+        // A few hundred files open at a time, so thousands stay under a 1024-descriptor limit.
+        for chunk in files.chunks(OPEN_AT_ONCE) {
+            let mut open: Vec<(fs::File, &Path)> = Vec::with_capacity(chunk.len());
+            for (path, contents, mode) in chunk {
+                let err = |source: io::Error| Error::Write {
+                    path: path.clone(),
+                    source,
+                };
+                let parent = parent_of(path);
+                if made.insert(parent) {
+                    fs::create_dir_all(parent).map_err(err)?;
+                    dirs.push(parent);
+                }
+                let (tmp, mut f) = create_temp_in(parent, path, *mode).map_err(err)?;
+                temps.push((tmp, path));
+                f.write_all(contents).map_err(err)?;
+                open.push((f, path));
+            }
+            for (f, _) in &open {
+                start_writeback(f);
+            }
+            for_each_overlapped(&open, |(f, path)| {
+                f.sync_data().map_err(|source| Error::Write {
+                    path: path.to_path_buf(),
+                    source,
+                })
             })?;
         }
-        for (tmp, _, path) in &temps {
+        for (tmp, path) in &temps {
             fs::rename(tmp, path).map_err(|source| Error::Write {
                 path: path.to_path_buf(),
                 source,
             })?;
         }
-        sync_dirs(temps.iter().map(|(_, _, path)| *path))
+        for_each_overlapped(&dirs, |dir| sync_dir(dir))
     })();
     if result.is_err() {
-        for (tmp, _, _) in &temps {
+        for (tmp, _) in &temps {
             let _ = fs::remove_file(tmp);
         }
     }
     result
 }
+
+/// Files [`write_batch`] keeps open at once.
+const OPEN_AT_ONCE: usize = 256;
+
+/// Runs `op` on every item, from up to [`IO_THREADS`] threads when there are enough items to
+/// be worth a thread: for calls that mostly wait on the disk (`fsync`), not for CPU work. The
+/// first error is returned; the other threads stop taking new items.
+fn for_each_overlapped<T: Sync>(
+    items: &[T],
+    op: impl Fn(&T) -> Result<(), Error> + Sync,
+) -> Result<(), Error> {
+    let threads = IO_THREADS.min(items.len() / ITEMS_PER_THREAD);
+    if threads <= 1 {
+        return items.iter().try_for_each(op);
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let work = || -> Result<(), Error> {
+        while !failed.load(Ordering::Relaxed) {
+            let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                break;
+            };
+            if let Err(e) = op(item) {
+                failed.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+        Ok(())
+    };
+    std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut result = work();
+        for h in helpers {
+            let r = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            result = result.and(r);
+        }
+        result
+    })
+}
+
+/// Threads [`for_each_overlapped`] uses at most: enough to keep a disk's queue busy while each
+/// waits on its own `fsync`; more buys nothing on the SSDs and virtual disks we measured.
+const IO_THREADS: usize = 8;
+/// Items below which another thread costs more than it saves.
+const ITEMS_PER_THREAD: usize = 4;
 
 /// Asks the kernel to start writing `f`'s pages now, without waiting: on Linux,
 /// `POSIX_FADV_DONTNEED` starts write-back of the dirty pages (the safe stand-in for
@@ -127,25 +195,13 @@ fn start_writeback(f: &fs::File) {
     let _ = f;
 }
 
-/// `fsync` on each distinct parent directory of `paths`, so renames into them survive a crash.
-fn sync_dirs<'a>(paths: impl Iterator<Item = &'a Path>) -> Result<(), Error> {
-    let mut done: Vec<&Path> = Vec::new();
-    for path in paths {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if done.contains(&dir) {
-            continue;
-        }
-        let err = |source: io::Error| Error::Write {
-            path: dir.to_owned(),
-            source,
-        };
-        fs::File::open(dir).map_err(err)?.sync_all().map_err(err)?;
-        done.push(dir);
-    }
-    Ok(())
+/// `fsync` on a directory, so renames into it survive a crash.
+fn sync_dir(dir: &Path) -> Result<(), Error> {
+    let err = |source: io::Error| Error::Write {
+        path: dir.to_owned(),
+        source,
+    };
+    fs::File::open(dir).map_err(err)?.sync_all().map_err(err)
 }
 
 /// Reads a UTF-8 file; `Ok(None)` when it does not exist.
@@ -171,4 +227,94 @@ pub fn with_ext(base: &Path, ext: &str) -> PathBuf {
     s.push(".");
     s.push(ext);
     PathBuf::from(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn overlapped_runs_every_item_once() {
+        let seen: Vec<AtomicUsize> = (0..100).map(|_| AtomicUsize::new(0)).collect();
+        let items: Vec<usize> = (0..100).collect();
+        for_each_overlapped(&items, |&i| {
+            seen[i].fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })
+        .unwrap();
+        assert!(seen.iter().all(|n| n.load(Ordering::Relaxed) == 1));
+    }
+
+    #[test]
+    fn overlapped_returns_the_error_and_stops_taking_items() {
+        let items: Vec<usize> = (0..1000).collect();
+        let done = AtomicUsize::new(0);
+        let err = for_each_overlapped(&items, |&i| {
+            if i == 3 {
+                return Err(Error::Write {
+                    path: PathBuf::from(format!("item-{i}")),
+                    source: io::Error::other("disk on fire"),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            done.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(matches!(&err, Error::Write { path, .. } if path == Path::new("item-3")));
+        // Every thread stops after its current item once one failed.
+        assert!(
+            done.load(Ordering::Relaxed) < 100,
+            "{}",
+            done.load(Ordering::Relaxed)
+        );
+    }
+
+    #[test]
+    fn batch_writes_modes_and_leaves_no_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        // More files than are kept open at once, so the chunks meet.
+        let n = OPEN_AT_ONCE * 2 + 48; // a multiple of 5
+        let files: Vec<(PathBuf, &[u8], u32)> = (0..n)
+            .map(|i| {
+                let path = dir.path().join(format!("d{}/sub/f{i}", i % 5));
+                let mode = if i % 2 == 0 { SECRET_MODE } else { PUBLIC_MODE };
+                (path, b"contents".as_slice(), mode)
+            })
+            .collect();
+        write_batch(&files).unwrap();
+        for (path, contents, mode) in &files {
+            assert_eq!(fs::read(path).unwrap(), *contents);
+            assert_eq!(
+                fs::metadata(path).unwrap().mode() & 0o777,
+                *mode,
+                "{path:?}"
+            );
+        }
+        for d in 0..5 {
+            let names: Vec<_> = fs::read_dir(dir.path().join(format!("d{d}/sub")))
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names.len(), n / 5, "{names:?}");
+            assert!(names.iter().all(|n| !n.to_string_lossy().contains(".tmp.")));
+        }
+    }
+
+    #[test]
+    fn batch_failure_removes_its_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where the second entry's directory should be: creating that directory fails.
+        fs::write(dir.path().join("blocker"), b"").unwrap();
+        let files: Vec<(PathBuf, &[u8], u32)> = vec![
+            (dir.path().join("ok/a"), b"a", PUBLIC_MODE),
+            (dir.path().join("blocker/b"), b"b", PUBLIC_MODE),
+        ];
+        let err = write_batch(&files).unwrap_err();
+        assert!(matches!(&err, Error::Write { path, .. } if path.ends_with("blocker/b")));
+        let left: Vec<_> = fs::read_dir(dir.path().join("ok")).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+        assert!(!dir.path().join("ok/a").exists());
+    }
 }
