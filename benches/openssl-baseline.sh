@@ -4,7 +4,7 @@
 # `frankenetes pki -f <spec> -o <dir>` making the same set, for ECDSA P-256 and RSA-2048, and
 # prints the medians and their ratio side by side.
 #
-#   benches/openssl-baseline.sh [--reps N] [--no-build] [--dir DIR | --fresh-fs]
+#   benches/openssl-baseline.sh [--reps N] [--no-build] [--dir DIR] [--fresh-fs]
 #
 # The set, on both sides: kubeadm's three CAs; for each of control-01..03 apiserver (with its
 # SANs), apiserver-kubelet-client, apiserver-etcd-client, front-proxy-client, etcd/server,
@@ -17,13 +17,13 @@ set -euo pipefail
 export LC_ALL=C # EPOCHREALTIME and awk with a decimal point
 
 usage() {
-    echo "usage: $0 [--reps N] [--no-build] [--dir DIR | --fresh-fs]"
+    echo "usage: $0 [--reps N] [--no-build] [--dir DIR] [--fresh-fs]"
     echo "  --reps N     repetitions of each side, interleaved (default 5); the medians are compared"
     echo "  --no-build   use the frankenetes already built in the target directory's release/"
     echo "  --dir DIR    write both sides' files under DIR (default: \$TMPDIR or /tmp)"
     echo "  --fresh-fs   write them on a new ext4 filesystem (mkfs.ext4 defaults, so with a journal)"
-    echo "               in a loop-mounted sparse file, removed at the end: a disk in a known state."
-    echo "               Needs root, mkfs.ext4 and a loop device."
+    echo "               in a loop-mounted sparse file under DIR, removed at the end: a disk in a"
+    echo "               known state. Needs root, mkfs.ext4 and a loop device."
 }
 
 reps=5
@@ -46,10 +46,16 @@ while (($# > 0)); do
         build=0
         shift
         ;;
-    --dir)
-        [[ $# -ge 2 && -d "$2" ]] || { echo "$0: --dir needs an existing directory" >&2; exit 2; }
-        dir="$2"
-        shift 2
+    --dir | --dir=*)
+        if [[ "$1" == --dir=* ]]; then
+            dir="${1#--dir=}"
+            shift
+        else
+            [[ $# -ge 2 ]] || { usage >&2; exit 2; }
+            dir="$2"
+            shift 2
+        fi
+        [[ -d "$dir" ]] || { echo "$0: --dir $dir: not an existing directory" >&2; exit 2; }
         ;;
     --fresh-fs)
         fresh_fs=1
@@ -73,9 +79,12 @@ fi
 command -v openssl >/dev/null || { echo "$0: openssl not found (apt-get install openssl)" >&2; exit 2; }
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Absolute: the script changes directory, and the cleanup runs from /.
+dir="$(cd -- "$dir" && pwd -P)"
 mnt=""
 image=""
 cleanup() {
+    set +e # every step runs, whatever the one before it did
     cd /
     [[ -z "$work" ]] || rm -rf -- "$work"
     if [[ -n "$mnt" ]]; then
@@ -94,8 +103,11 @@ if ((fresh_fs)); then
     command -v mkfs.ext4 >/dev/null || { echo "$0: --fresh-fs needs mkfs.ext4 (apt-get install e2fsprogs)" >&2; exit 2; }
     image="$(mktemp "$dir/frankenetes-bench-fs.XXXXXX")"
     mnt="$(mktemp -d "$dir/frankenetes-bench-mnt.XXXXXX")"
-    truncate -s 512M "$image"
-    mkfs.ext4 -q -F "$image"
+    # 2 GB, sparse: 131072 inodes, room for hundreds of repetitions (nothing is deleted until
+    # the end). Inode tables and journal are initialised now, not by a kernel thread during
+    # the measurement.
+    truncate -s 2G "$image"
+    mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$image"
     mount -o loop "$image" "$mnt" || { echo "$0: could not loop-mount $image (no loop device?)" >&2; exit 1; }
     dir="$mnt"
 fi
@@ -108,7 +120,8 @@ describe_fs() { # <dir>
     source="$(findmnt -n -o SOURCE --target "$1" 2>/dev/null || echo '?')"
     if [[ "$fstype" == ext4 && -d /proc/fs/jbd2 ]]; then
         # A journaled ext4 has a jbd2 entry named after its device (vda-8, loop0-8).
-        if compgen -G "/proc/fs/jbd2/$(basename -- "$source")-*" >/dev/null; then
+        # jbd2 names the kernel's device (dm-0 for /dev/mapper/...): resolve links first.
+        if compgen -G "/proc/fs/jbd2/$(basename -- "$(readlink -f -- "$source")")-*" >/dev/null; then
             journal=", with a journal"
         else
             journal=", without a journal"
