@@ -603,25 +603,21 @@ impl<B: ComputeBackend> Cluster<B> {
                 frankenetes_spec::host_port(first.ip, ports::APISERVER)
             );
             self.run_phase(Phase::DayOne, &mut state, &mut report, async {
-                let day_one = |e: crate::dayone::Error| Error::Http(format!("day one: {e}"));
                 let admin =
                     crate::dayone::client(&bundle.join("cluster/admin.conf"), Some(&server))
-                        .await
-                        .map_err(day_one)?;
+                        .await?;
                 let super_admin = crate::dayone::client(
                     &bundle.join("cluster/super-admin.conf"),
                     Some(&server),
                 )
-                .await
-                .map_err(day_one)?;
+                .await?;
                 let r = crate::dayone::apply(
                     &objects,
                     &admin,
                     &super_admin,
                     &crate::dayone::ApplyOptions::default().retry_for(self.opts.gate_timeout),
                 )
-                .await
-                .map_err(day_one)?;
+                .await?;
                 self.emit(Event::Info(format!(
                     "day one: {} objects applied (server-side apply, field manager {}); add workers with `frankenetes token create`",
                     r.applied.len(),

@@ -86,6 +86,10 @@ pub enum Error {
     /// An HTTPS health check failed.
     #[error("{0}")]
     Http(String),
+    /// Applying the day-one objects (RBAC, addons) failed: the apiserver refused one, could not
+    /// be reached, or a kubeconfig was unusable. Match on the inner error to tell which.
+    #[error("day one: {0}")]
+    DayOne(#[from] dayone::Error),
     /// A snapshot is unusable.
     #[error("snapshot: {0}")]
     Snapshot(String),
