@@ -88,8 +88,11 @@ impl Reply {
             body,
         }
     }
-    /// Adds a header.
+    /// Sets a header, replacing any of the same name (names are case-insensitive): a fixture's
+    /// own `Azure-AsyncOperation`, say, pointing at management.azure.com.
     pub fn header(mut self, k: &str, v: &str) -> Self {
+        self.headers
+            .retain(|(name, _)| !name.eq_ignore_ascii_case(k));
         self.headers.push((k.into(), v.into()));
         self
     }
@@ -480,18 +483,14 @@ fn handle(state: &Mutex<State>, req: &Recorded, base: &str) -> Reply {
             g.as_object_mut().unwrap().remove("identity");
             g.as_object_mut().unwrap().remove("zones");
             let existed = st.groups.insert(name.clone(), g.clone()).is_some();
-            st.next_op += 1;
-            let op = format!("op-{}", st.next_op);
-            st.ops.insert(
-                op.clone(),
-                fixture("synthesized/AsyncOperation_Succeeded.json")["responses"]["200"]["body"]
-                    .clone(),
-            );
             let loc = body["location"].as_str().unwrap_or("westeurope");
-            Reply::new(if existed { 200 } else { 201 }, Some(g)).header(
-                "Azure-AsyncOperation",
-                &format!("{base}/subscriptions/{SUB}/providers/Microsoft.ContainerInstance/locations/{loc}/operations/{op}?api-version=2026-05-01"),
-            )
+            let op = succeeded_operation(
+                &mut st,
+                &format!(
+                    "{base}/subscriptions/{SUB}/providers/Microsoft.ContainerInstance/locations/{loc}"
+                ),
+            );
+            Reply::new(if existed { 200 } else { 201 }, Some(g)).header("Azure-AsyncOperation", &op)
         }
         ("GET", None) => match st.groups.get(&name) {
             Some(g) => {
@@ -511,17 +510,14 @@ fn handle(state: &Mutex<State>, req: &Recorded, base: &str) -> Reply {
         },
         ("DELETE", None) => match st.groups.remove(&name) {
             Some(_) => {
-                st.next_op += 1;
-                let op = format!("op-{}", st.next_op);
-                st.ops.insert(op.clone(), fixture("synthesized/AsyncOperation_Succeeded.json")["responses"]["200"]["body"].clone());
-                let mut r = Reply::from_fixture("ContainerGroupsDelete.json", "202", 202);
-                r.headers = vec![(
-                    "azure-asyncoperation".into(),
-                    format!(
-                        "{base}/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerInstance/locations/westeurope/operations/{op}?api-version=2026-05-01"
+                let op = succeeded_operation(
+                    &mut st,
+                    &format!(
+                        "{base}/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerInstance/locations/westeurope"
                     ),
-                )];
-                r
+                );
+                Reply::from_fixture("ContainerGroupsDelete.json", "202", 202)
+                    .header("azure-asyncoperation", &op)
             }
             None => Reply::from_fixture("ContainerGroupsDelete.json", "204", 204),
         },
@@ -535,17 +531,14 @@ fn handle(state: &Mutex<State>, req: &Recorded, base: &str) -> Reply {
         ("POST", Some("start")) => match st.groups.get_mut(&name) {
             Some(g) => {
                 g["properties"]["x-replay-state"] = json!("Running");
-                st.next_op += 1;
-                let op = format!("op-{}", st.next_op);
-                st.ops.insert(op.clone(), fixture("synthesized/AsyncOperation_Succeeded.json")["responses"]["200"]["body"].clone());
-                let mut r = Reply::from_fixture("ContainerGroupsStart.json", "202", 202);
-                r.headers = vec![(
-                    "azure-asyncoperation".into(),
-                    format!(
-                        "{base}/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerInstance/locations/westeurope/operations/{op}?api-version=2026-05-01"
+                let op = succeeded_operation(
+                    &mut st,
+                    &format!(
+                        "{base}/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerInstance/locations/westeurope"
                     ),
-                )];
-                r
+                );
+                Reply::from_fixture("ContainerGroupsStart.json", "202", 202)
+                    .header("azure-asyncoperation", &op)
             }
             None => not_found("containerGroups", &name),
         },
@@ -556,6 +549,19 @@ fn handle(state: &Mutex<State>, req: &Recorded, base: &str) -> Reply {
             ),
         ),
     }
+}
+
+/// Records a new long-running operation that has already succeeded (the official example of a
+/// succeeded `Azure-AsyncOperation` status) and returns its status URL under `locations`
+/// (`…/locations/westeurope`).
+fn succeeded_operation(st: &mut State, locations: &str) -> String {
+    st.next_op += 1;
+    let op = format!("op-{}", st.next_op);
+    st.ops.insert(
+        op.clone(),
+        fixture("synthesized/AsyncOperation_Succeeded.json")["responses"]["200"]["body"].clone(),
+    );
+    format!("{locations}/operations/{op}?api-version=2026-05-01")
 }
 
 fn strip_instance_view(mut g: Value) -> Value {
