@@ -19,7 +19,7 @@ CAPS_TEST=("${CAPS_MAIN[@]}" openssl ignition_validate ignition_engine kubectl w
   iptables ip sysctl containerd runc ctr cni_plugins systemd_analyze python3_venv)
 
 declare -gA CAP_PKGS=(
-  [cc]="gcc libc6-dev" # gcc alone (no recommends) compiles but cannot link: crt1.o, libc
+  [cc]="gcc libc6-dev" # gcc only recommends libc6-dev, without which cc cannot link
   [protoc_wkt]="protobuf-compiler libprotobuf-dev" # the .proto well-known types are libprotobuf-dev's
   [tls_roots]="ca-certificates"
   [etcd]="etcd-server"
@@ -44,7 +44,7 @@ declare -gA CAP_PKGS=(
 
 declare -gA CAP_WHAT=(
   [cc]="cc compiles and links a C program (cargo's linker, aws-lc-sys)"
-  [protoc_wkt]="protoc compiles a .proto importing google/protobuf/descriptor.proto and timestamp.proto (etcd-client's build script)"
+  [protoc_wkt]="protoc compiles a .proto importing google/protobuf/{descriptor,struct,timestamp}.proto (etcd-client's build script)"
   [tls_roots]="CA certificates in /etc/ssl/certs (cargo and pip over HTTPS)"
   [etcd]="etcd --version"
   [etcdctl]="etcdctl version"
@@ -93,9 +93,13 @@ probe_protoc_wkt() {
 syntax = "proto3";
 package frankenetes.probe;
 import "google/protobuf/descriptor.proto";
+import "google/protobuf/struct.proto";
 import "google/protobuf/timestamp.proto";
 extend google.protobuf.FieldOptions { string probe_note = 50001; }
-message Probe { google.protobuf.Timestamp at = 1 [(probe_note) = "wkt"]; }
+message Probe {
+  google.protobuf.Timestamp at = 1 [(probe_note) = "wkt"];
+  google.protobuf.Value value = 2;
+}
 EOF
   protoc -I. --include_imports --descriptor_set_out=probe.pb probe.proto || return 1
   [ -s probe.pb ] || { echo "protoc wrote no descriptor set"; return 1; }

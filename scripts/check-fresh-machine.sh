@@ -41,6 +41,12 @@ fail() { say "FAILED: $*"; exit 1; }
 mkdir -p "$cache" "$debs"
 exec 9>"$cache/lock"
 flock 9 # one run at a time: they share the tarball and the .deb cache
+# A run that was killed leaves its chroot: under the lock, every work directory is stale.
+for stale in "$cache"/work.*; do
+  [ -d "$stale" ] || continue
+  ! mountpoint -q "$stale/root/proc" || umount -l "$stale/root/proc"
+  grep -qF " $stale/" /proc/self/mountinfo || rm -rf --one-file-system "$stale"
+done
 
 if ! command -v debootstrap >/dev/null 2>&1; then
   say "installing debootstrap"

@@ -5,7 +5,12 @@
 # healthy, with its status shown. Stop it with: frankenetes down -f cluster.yaml
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/install-deps.sh
+command -v cargo >/dev/null 2>&1 || {
+  echo "example: cargo not found: install Rust with rustup (https://rustup.rs); Debian's cargo is older than the workspace's rust-version" >&2
+  exit 1
+}
+# Only what the main job needs (a C compiler, protoc and the well-known types, etcd): no PyPI tools.
+./scripts/install-deps.sh --main
 cargo build --release --locked -q -p frankenetes
 bin="${CARGO_TARGET_DIR:-target}/release/frankenetes"
 "$bin" up -f cluster.yaml "$@"

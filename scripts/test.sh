@@ -3,7 +3,11 @@
 # the workspace, real etcd and openssl included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/install-deps.sh
+command -v cargo >/dev/null 2>&1 || {
+  echo "test: cargo not found: install Rust with rustup (https://rustup.rs); Debian's cargo is older than the workspace's rust-version" >&2
+  exit 1
+}
+./scripts/install-deps.sh --test
 # The PyPI tools (moto_server, checkov, kubernetes-validate) install-deps put in their venvs.
 export PATH="${FRANKENETES_PY:-${XDG_CACHE_HOME:-$HOME/.cache}/frankenetes/py}/bin:$PATH"
 export INSTA_UPDATE=no
