@@ -108,7 +108,7 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let gw = frankenetes_netgw::render(&out, gateway, &GatewayOptions::default())?;
     let mut nodes = BTreeMap::new();
     for n in &rendered.nodes {
-        let ign = frankenetes_manifests::ignition::to_ignition(n);
+        let ign = n.to_ignition();
         nodes.insert(NodeName::try_from(n.name.as_str())?, ign.into_bytes());
     }
     let payloads = LabPayloads::new(gw.bundle.to_ignition().into_bytes(), nodes);

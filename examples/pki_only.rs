@@ -75,7 +75,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     for f in pki.files() {
         if f.path.to_string_lossy().starts_with(wanted) {
             let mode = if f.secret { 0o600 } else { 0o644 };
-            frankenetes_pki::fsutil::write_atomic(&out.join(&f.path), &f.contents, mode)?;
+            frankenetes_bundle::fs::write_atomic(&out.join(&f.path), &f.contents, mode)?;
             written += 1;
         }
     }

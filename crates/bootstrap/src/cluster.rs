@@ -318,7 +318,11 @@ impl<B: ComputeBackend> Cluster<B> {
 
     fn save_state(&self, s: &State) -> Result<(), Error> {
         let bytes = serde_json::to_vec_pretty(s).map_err(|e| Error::Spec(e.to_string()))?;
-        frankenetes_pki::fsutil::write_atomic(&self.state_path(), &bytes, 0o644).map_err(Error::Pki)
+        Ok(frankenetes_bundle::fs::write_atomic(
+            &self.state_path(),
+            &bytes,
+            0o644,
+        )?)
     }
 
     /// The etcd binary and the spec with `etcd.version` set to its release.

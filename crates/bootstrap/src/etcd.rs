@@ -191,7 +191,7 @@ pub async fn snapshot(endpoint: &str, auth: &EtcdAuth, file: &Path) -> Result<St
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let sum = PathBuf::from(format!("{}.sha256", file.display()));
-    frankenetes_pki::fsutil::write_atomic(&sum, format!("{digest}  {name}\n").as_bytes(), 0o644)
+    frankenetes_bundle::fs::write_atomic(&sum, format!("{digest}  {name}\n").as_bytes(), 0o644)
         .map_err(|e| Error::Etcd(e.to_string()))?;
     Ok(digest)
 }

@@ -104,6 +104,16 @@ pub enum Error {
     },
 }
 
+impl From<frankenetes_bundle::Error> for Error {
+    fn from(e: frankenetes_bundle::Error) -> Self {
+        use frankenetes_bundle::Error as B;
+        match e {
+            B::Write { path, source } | B::Read { path, source } => Error::Io { path, source },
+            other => Error::Spec(other.to_string()),
+        }
+    }
+}
+
 /// rustls needs one process-wide crypto provider when several are compiled in.
 pub(crate) fn install_crypto_provider() {
     static ONCE: Once = Once::new();

@@ -111,7 +111,7 @@ impl LocalBackend {
         let p = self.unit_dir(&r.name).join("unit.json");
         let bytes = serde_json::to_vec_pretty(r)
             .map_err(|e| err(BackendErrorKind::Other, e.to_string()))?;
-        frankenetes_pki::fsutil::write_atomic(&p, &bytes, 0o644)
+        frankenetes_bundle::fs::write_atomic(&p, &bytes, 0o644)
             .map_err(|e| err(BackendErrorKind::Other, e.to_string()))
     }
 
@@ -167,7 +167,7 @@ impl LocalBackend {
     fn spawn(&self, r: &mut Record) -> Result<(), BackendError> {
         let script = self.dir.join("supervise.sh");
         if std::fs::read_to_string(&script).ok().as_deref() != Some(SUPERVISOR) {
-            frankenetes_pki::fsutil::write_atomic(&script, SUPERVISOR.as_bytes(), 0o755)
+            frankenetes_bundle::fs::write_atomic(&script, SUPERVISOR.as_bytes(), 0o755)
                 .map_err(|e| err(BackendErrorKind::Other, e.to_string()))?;
         }
         let dir = self.unit_dir(&r.name);

@@ -151,37 +151,29 @@ impl Drop for FakeArm {
     }
 }
 
+/// A throwaway CA and a server certificate for 127.0.0.1 signed by it (rcgen directly: the
+/// replay needs no PKI of ours).
 fn tls() -> (rustls::ServerConfig, String) {
-    use frankenetes_pki::{CaId, LeafSpec, Pki, PkiPlan, Usage};
-    use frankenetes_spec::San;
-    let mut plan = PkiPlan::example();
-    plan.leaves = vec![
-        LeafSpec::new(
-            "replay/server",
-            CaId::Kubernetes,
-            "127.0.0.1",
-            Usage::Server,
-        )
-        .sans(vec![San::Ip("127.0.0.1".parse().unwrap())]),
-    ];
-    let pki = Pki::generate(&plan).unwrap();
-    let leaf = pki
-        .leaf("replay-server")
-        .or_else(|| pki.leaves().first())
-        .unwrap();
-    let ca = pki.ca(CaId::Kubernetes).unwrap();
-    let certs = rustls_pemfile::certs(&mut leaf.cert_pem().as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = rustls_pemfile::private_key(&mut leaf.key_pem().as_bytes())
-        .unwrap()
-        .unwrap();
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+    let ca_key = KeyPair::generate().expect("a P-256 key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "frankenetes ARM replay CA");
+    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().expect("a P-256 key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("server params");
+    params.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().expect("an IP"))];
+    let cert = params.signed_by(&key, &issuer).expect("server certificate");
+    let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cfg = rustls::ServerConfig::builder()
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-    (cfg, ca.cert_pem().to_owned())
+        .with_single_cert(vec![cert.der().clone()], key_der)
+        .expect("a server config");
+    (cfg, ca.pem())
 }
 
 impl FakeArm {

@@ -50,7 +50,7 @@
 
 #![deny(missing_docs)]
 
-pub mod ignition;
+pub mod platform;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -507,6 +507,9 @@ pub enum BackendErrorKind {
     Transient,
     /// The backend cannot do this (a machine on the local backend).
     Unsupported,
+    /// What was asked is wrong for this backend (a setting, a name, an address): the user
+    /// must change it (the CLI exits 2).
+    Invalid,
     /// Anything else.
     Other,
 }
@@ -548,6 +551,11 @@ impl BackendError {
         self.kind == BackendErrorKind::Transient
     }
 }
+
+pub use platform::{
+    ComponentSpec, FileSpec, Gate, NodeRole, NodeWork, OnProgress, Operation, Outputs, Platform,
+    PlatformPlan, Progress, Resource, Wave, Workload,
+};
 
 /// A place units run: local processes, EC2, ACI, or your own.
 ///

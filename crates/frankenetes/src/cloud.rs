@@ -128,7 +128,7 @@ pub(crate) mod aws {
     use anyhow::Context;
     use frankenetes::cloud_aws::{Event, Lab, LabPayloads, load_sdk_config};
     use frankenetes::manifests::Rendered;
-    use frankenetes::netgw::{self, GatewayBundle, GatewayOptions, VpnState};
+    use frankenetes::netgw::{self, GatewayOptions, VpnState};
     use frankenetes::pki::{self, PkiPlan, SyncOptions};
     use frankenetes::spec::{ClusterSpec, NodeName};
 
@@ -142,7 +142,7 @@ pub(crate) mod aws {
             .map(|n| {
                 let name = NodeName::try_from(n.name.as_str())
                     .map_err(|e| anyhow::anyhow!("node {}: {e}", n.name))?;
-                let ign = frankenetes::manifests::ignition::to_ignition(n).into_bytes();
+                let ign = n.to_ignition().into_bytes();
                 Ok((name, ign))
             })
             .collect()
@@ -157,7 +157,7 @@ pub(crate) mod aws {
             Some(gw) => {
                 let nowhere = std::env::temp_dir().join("frankenetes-plan-has-no-state");
                 let state = VpnState::load_or_init(&nowhere, gw)?;
-                GatewayBundle::render(gw, &state, &GatewayOptions::default())?
+                netgw::gateway_bundle(gw, &state, &GatewayOptions::default())?
                     .to_ignition()
                     .into_bytes()
             }

@@ -25,6 +25,7 @@
 
 #[cfg(feature = "local")]
 pub use frankenetes_bootstrap as bootstrap;
+pub use frankenetes_bundle as bundle;
 #[cfg(feature = "aws")]
 pub use frankenetes_cloud_aws as cloud_aws;
 #[cfg(feature = "azure")]

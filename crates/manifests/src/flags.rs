@@ -13,13 +13,22 @@ use crate::Error;
 use crate::security;
 use crate::versions::{Binary, Inventory};
 
-/// Where things live on a node. [`Layout::machine`] is the real layout (`/etc/kubernetes`);
-/// [`Layout::under`] prefixes every path, for running components from a bundle directory.
+/// What a rendering is for: where things live on a node, how its components listen, and
+/// which etcd release runs. [`Layout::machine`] is the real layout (`/etc/kubernetes`);
+/// [`Layout::under`] prefixes every path, for running components from a bundle directory;
+/// [`Layout::container_group`] is a machine layout whose components run in a container group
+/// with a public name (ACI), so they listen on every interface and reach etcd by its names.
+/// [`Layout::for_spec`] picks the one the spec's backend needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     root: PathBuf,
     etcd_data: PathBuf,
+    container_group: bool,
+    etcd_version: Option<EtcdVersion>,
 }
+
+/// etcd's data directory in a container group (an `emptyDir` mounted there).
+pub const CONTAINER_ETCD_DATA: &str = "/var/lib/etcd";
 
 impl Layout {
     /// The layout on a machine, with etcd's data in `spec.etcd.dataDir`.
@@ -27,6 +36,8 @@ impl Layout {
         Self {
             root: PathBuf::from("/"),
             etcd_data: spec.etcd.data_dir.clone(),
+            container_group: false,
+            etcd_version: None,
         }
     }
 
@@ -35,7 +46,49 @@ impl Layout {
         Self {
             root: root.into(),
             etcd_data: etcd_data.into(),
+            container_group: false,
+            etcd_version: None,
         }
+    }
+
+    /// Machine paths, components in container groups with public names (ACI): etcd listens
+    /// on every interface of its group (a name cannot be bound) with its data in
+    /// [`CONTAINER_ETCD_DATA`], the apiserver picks its own address (the public one is
+    /// unknown before the group exists) and talks to every etcd member by name.
+    pub fn container_group() -> Self {
+        Self {
+            root: PathBuf::from("/"),
+            etcd_data: PathBuf::from(CONTAINER_ETCD_DATA),
+            container_group: true,
+            etcd_version: None,
+        }
+    }
+
+    /// The layout the spec's backend runs: [`Layout::container_group`] on Azure, else
+    /// [`Layout::machine`].
+    pub fn for_spec(spec: &ClusterSpec) -> Self {
+        match spec.backend {
+            frankenetes_spec::BackendSpec::Azure(_) => Self::container_group(),
+            _ => Self::machine(spec),
+        }
+    }
+
+    /// Renders etcd's flags for `version` (the release that will run, when it is known:
+    /// the local backend runs the `etcd` it finds) instead of `spec.etcd.version` or the image's.
+    #[must_use]
+    pub fn with_etcd_version(mut self, version: Option<EtcdVersion>) -> Self {
+        self.etcd_version = version;
+        self
+    }
+
+    /// The etcd release asked for with [`Layout::with_etcd_version`].
+    pub fn etcd_version(&self) -> Option<EtcdVersion> {
+        self.etcd_version
+    }
+
+    /// Whether components run in container groups with public names.
+    pub fn is_container_group(&self) -> bool {
+        self.container_group
     }
 
     /// An absolute machine path (`/etc/kubernetes/pki/ca.crt`) in this layout.
@@ -150,8 +203,21 @@ pub fn etcd(spec: &ClusterSpec, node: &NodeSpec, version: EtcdVersion, layout: &
     } else {
         format!("https://{},{client}", host_port(local, ports::ETCD_CLIENT))
     };
-    f.set("listen-client-urls", listen_client);
-    f.set("listen-peer-urls", spec.etcd_peer_url(node));
+    if layout.container_group {
+        // A name cannot be bound: every interface of the group; peers and clients use the
+        // advertised names.
+        f.set(
+            "listen-client-urls",
+            format!("https://0.0.0.0:{}", ports::ETCD_CLIENT),
+        );
+        f.set(
+            "listen-peer-urls",
+            format!("https://0.0.0.0:{}", ports::ETCD_PEER),
+        );
+    } else {
+        f.set("listen-client-urls", listen_client);
+        f.set("listen-peer-urls", spec.etcd_peer_url(node));
+    }
     f.set("initial-advertise-peer-urls", spec.etcd_peer_url(node));
     f.set("initial-cluster", spec.etcd_initial_cluster());
     f.set("initial-cluster-state", "new");
@@ -185,7 +251,11 @@ pub fn etcd(spec: &ClusterSpec, node: &NodeSpec, version: EtcdVersion, layout: &
 pub fn kube_apiserver(spec: &ClusterSpec, node: &NodeSpec, layout: &Layout) -> Flags {
     let mut f = Flags::default();
     let pki = |p: &str| layout.pki(p);
-    f.set("advertise-address", node.ip.to_string());
+    if !layout.container_group {
+        // In a container group the public address is unknown before the group exists: the
+        // apiserver picks its own interface.
+        f.set("advertise-address", node.ip.to_string());
+    }
     f.set("allow-privileged", "true");
     f.set("authorization-mode", "Node,RBAC");
     f.set("client-ca-file", pki("ca.crt"));
@@ -249,13 +319,16 @@ pub fn kube_apiserver(spec: &ClusterSpec, node: &NodeSpec, layout: &Layout) -> F
     f.set("etcd-cafile", pki("etcd/ca.crt"));
     f.set("etcd-certfile", pki("apiserver-etcd-client.crt"));
     f.set("etcd-keyfile", pki("apiserver-etcd-client.key"));
-    f.set(
-        "etcd-servers",
+    let etcd_servers = if layout.container_group {
+        // No member shares the group: every member, by name.
+        spec.etcd_endpoints().join(",")
+    } else {
         format!(
             "https://{}",
             host_port(local_address(node), ports::ETCD_CLIENT)
-        ),
-    );
+        )
+    };
+    f.set("etcd-servers", etcd_servers);
     f.set(
         "kubelet-client-certificate",
         pki("apiserver-kubelet-client.crt"),
@@ -282,7 +355,7 @@ pub fn kube_apiserver(spec: &ClusterSpec, node: &NodeSpec, layout: &Layout) -> F
     );
     f.set("tls-cert-file", pki("apiserver.crt"));
     f.set("tls-private-key-file", pki("apiserver.key"));
-    if node.ip.is_loopback() {
+    if node.ip.is_loopback() && !layout.container_group {
         // Several apiservers share this machine: each binds only its own address.
         f.set("bind-address", node.ip.to_string());
     }

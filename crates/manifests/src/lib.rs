@@ -40,29 +40,26 @@
 #![deny(missing_docs)]
 
 pub mod addons;
-pub mod bundle;
 pub mod flags;
-pub mod ignition;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod security;
 mod staticpod;
-pub mod systemd;
 pub mod token;
 pub mod versions;
 
 use std::path::{Path, PathBuf};
 
-use frankenetes_pki::fsutil::SECRET_MODE;
+use frankenetes_bundle::fs::SECRET_MODE;
 use frankenetes_pki::{CaId, Pki};
 use frankenetes_spec::{ClusterSpec, EtcdVersion, NodeSpec, Role};
 use k8s_openapi::api::core::v1::Pod;
 
 pub use addons::{AddonOptions, Cni};
-pub use bundle::{NodeBundle, NodeFile, WriteReport};
 pub use flags::{Flags, Layout};
+pub use frankenetes_bundle::systemd::Unit;
+pub use frankenetes_bundle::{NodeBundle, NodeFile, WriteReport};
 pub use kubeconfig::Kubeconfig;
-pub use systemd::Unit;
 pub use versions::{Binary, Inventory, RELEASES, Release};
 
 /// Errors of rendering. Each names the field or file it is about.
@@ -104,16 +101,10 @@ pub enum Error {
     /// The PKI lacks something a bundle needs.
     #[error("the PKI has no {0}; run `frankenetes pki` with the same spec first")]
     MissingPki(String),
-    /// A file could not be written.
-    #[error("cannot write {}", .path.display())]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Writing through the PKI crate's file helpers failed.
+    /// A file could not be written, or a unit line cannot be.
+    #[error(transparent)]
+    Bundle(#[from] frankenetes_bundle::Error),
+    /// The PKI lacks or refuses something.
     #[error(transparent)]
     Pki(#[from] frankenetes_pki::Error),
     /// YAML serialization failed.
@@ -137,9 +128,20 @@ pub struct Rendered {
     pub cluster_files: Vec<(PathBuf, NodeFile)>,
     /// The etcd release flags were rendered for.
     pub etcd_version: EtcdVersion,
+    /// Each control-plane node's command lines and static pods, by node name, as rendered
+    /// into its bundle.
+    pub control_planes: Vec<(String, ControlPlane)>,
 }
 
 impl Rendered {
+    /// A control-plane node's command lines and static pods.
+    pub fn control_plane(&self, name: &str) -> Option<&ControlPlane> {
+        self.control_planes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, cp)| cp)
+    }
+
     /// A node's bundle.
     pub fn node(&self, name: &str) -> Option<&NodeBundle> {
         self.nodes.iter().find(|n| n.name == name)
@@ -147,16 +149,11 @@ impl Rendered {
 
     /// Writes every bundle and operator file under `out`, leaving identical files untouched.
     pub fn write(&self, out: &Path) -> Result<WriteReport, Error> {
-        let mut report = WriteReport::default();
-        let mut pending = bundle::Pending::new();
-        for (rel, f) in &self.cluster_files {
-            bundle::write_if_changed(out, rel, &f.contents, f.mode, &mut report, &mut pending);
-        }
-        for n in &self.nodes {
-            n.collect(out, &mut report, &mut pending)?;
-        }
-        bundle::flush(pending)?;
-        Ok(report)
+        Ok(frankenetes_bundle::write_bundles(
+            out,
+            self.cluster_files.iter().map(|(rel, f)| (rel.as_path(), f)),
+            &self.nodes,
+        )?)
     }
 }
 
@@ -178,13 +175,21 @@ pub struct ControlPlane {
 
 /// The etcd release and image a spec renders for.
 pub fn etcd_release(spec: &ClusterSpec) -> Result<(EtcdVersion, String), Error> {
+    etcd_release_in(spec, &Layout::for_spec(spec))
+}
+
+/// [`etcd_release`] for a layout that may name the etcd release that will run.
+pub fn etcd_release_in(
+    spec: &ClusterSpec,
+    layout: &Layout,
+) -> Result<(EtcdVersion, String), Error> {
     let rel = versions::release(&spec.kubernetes_version)?;
     let tag = spec
         .etcd
         .image_tag
         .clone()
         .unwrap_or_else(|| rel.etcd_tag.to_owned());
-    let version = versions::etcd_version(spec.etcd.version, &tag)?;
+    let version = versions::etcd_version(layout.etcd_version().or(spec.etcd.version), &tag)?;
     Ok((version, staticpod::etcd_image(spec, &tag)))
 }
 
@@ -196,7 +201,7 @@ pub fn control_plane(
     layout: &Layout,
 ) -> Result<ControlPlane, Error> {
     let rel = versions::release(&spec.kubernetes_version)?;
-    let (etcd_version, etcd_image) = etcd_release(spec)?;
+    let (etcd_version, etcd_image) = etcd_release_in(spec, layout)?;
     let tag = spec.kubernetes_version.to_string();
     let etcd = flags::etcd(spec, node, etcd_version, layout);
     let apiserver = flags::kube_apiserver(spec, node, layout);
@@ -247,7 +252,7 @@ pub fn control_plane(
 /// version's inventory — without a PKI, so a caller can refuse bad input before it writes
 /// anything (or generates keys).
 pub fn check(spec: &ClusterSpec) -> Result<(), Error> {
-    let layout = Layout::machine(spec);
+    let layout = Layout::for_spec(spec);
     for node in &spec.control_plane {
         control_plane(spec, node, &layout)?;
     }
@@ -278,9 +283,51 @@ pub fn render_with(
     pki: &Pki,
     addon_opts: &AddonOptions,
 ) -> Result<Rendered, Error> {
-    let (etcd_version, _) = etcd_release(spec)?;
+    render_opts(
+        spec,
+        pki,
+        &RenderOptions {
+            addons: addon_opts.clone(),
+            ..RenderOptions::default()
+        },
+    )
+}
+
+/// What a rendering needs besides the spec and its PKI.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RenderOptions {
+    /// The day-one objects (default: on, no network plugin).
+    pub addons: AddonOptions,
+    /// The etcd release that will run, when it is known (the local backend runs the `etcd`
+    /// it finds); default: `spec.etcd.version`, else the image's.
+    pub etcd_version: Option<EtcdVersion>,
+}
+
+impl RenderOptions {
+    /// With the etcd release that will run.
+    #[must_use]
+    pub fn etcd_version(mut self, v: Option<EtcdVersion>) -> Self {
+        self.etcd_version = v;
+        self
+    }
+
+    /// With day-one options.
+    #[must_use]
+    pub fn addons(mut self, addons: AddonOptions) -> Self {
+        self.addons = addons;
+        self
+    }
+}
+
+/// [`render`] with every option: each node's bundle rendered once, in the layout the spec's
+/// backend runs ([`Layout::for_spec`]); the control planes' command lines are kept in
+/// [`Rendered::control_planes`] for backends that run them as processes or containers.
+pub fn render_opts(spec: &ClusterSpec, pki: &Pki, opts: &RenderOptions) -> Result<Rendered, Error> {
+    let addon_opts = &opts.addons;
+    let layout = Layout::for_spec(spec).with_etcd_version(opts.etcd_version);
+    let (etcd_version, _) = etcd_release_in(spec, &layout)?;
     let rel = versions::release(&spec.kubernetes_version)?;
-    let layout = Layout::machine(spec);
     let ca = pki
         .ca(CaId::Kubernetes)
         .ok_or_else(|| Error::MissingPki("Kubernetes CA".into()))?
@@ -354,6 +401,7 @@ pub fn render_with(
     };
 
     let mut nodes = Vec::new();
+    let mut control_planes = Vec::new();
     for (node, role) in spec.nodes() {
         let n = node.name.as_str();
         let mut b = NodeBundle::new(n);
@@ -363,7 +411,7 @@ pub fn render_with(
                 let mode = if f.secret {
                     SECRET_MODE
                 } else {
-                    frankenetes_pki::fsutil::PUBLIC_MODE
+                    frankenetes_bundle::fs::PUBLIC_MODE
                 };
                 b.files.push(NodeFile::new(
                     format!("/{}", rest.display()),
@@ -374,6 +422,7 @@ pub fn render_with(
         }
         if role == Role::ControlPlane {
             let cp = control_plane(spec, node, &layout)?;
+            control_planes.push((n.to_owned(), cp.clone()));
             let names = [
                 "etcd",
                 "kube-apiserver",
@@ -457,7 +506,7 @@ pub fn render_with(
         b.files.push(NodeFile::new(
             "/var/lib/kubelet/config.yaml",
             kubelet_config.clone(),
-            frankenetes_pki::fsutil::PUBLIC_MODE,
+            frankenetes_bundle::fs::PUBLIC_MODE,
         ));
         let kf = flags::kubelet(node, &layout);
         kf.check(&kubelet_inventory, "kubelet flags", &Default::default())?;
@@ -470,7 +519,7 @@ pub fn render_with(
             true,
             &["containerd.service"],
         ));
-        let public = frankenetes_pki::fsutil::PUBLIC_MODE;
+        let public = frankenetes_bundle::fs::PUBLIC_MODE;
         b.files
             .push(NodeFile::new("/etc/hostname", format!("{n}\n"), public));
         b.files
@@ -492,5 +541,6 @@ pub fn render_with(
         nodes,
         cluster_files,
         etcd_version,
+        control_planes,
     })
 }

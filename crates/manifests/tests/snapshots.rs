@@ -53,8 +53,7 @@ fn every_rendered_file_is_reviewed() {
             insta::assert_snapshot!(format!("{}__unit__{}", node.name, u.name), u.to_string());
         }
         // Ignition: which paths, with which modes, and which units, enabled or not.
-        let ign: serde_json::Value =
-            serde_json::from_str(&frankenetes_manifests::ignition::to_ignition(node)).unwrap();
+        let ign: serde_json::Value = serde_json::from_str(&node.to_ignition()).unwrap();
         let shape: Vec<String> = ign["storage"]["files"]
             .as_array()
             .unwrap()

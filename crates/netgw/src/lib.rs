@@ -4,7 +4,7 @@
 //! async runtime.
 //!
 //! ```
-//! use frankenetes_netgw::{GatewayBundle, GatewayOptions, VpnState, gateway_of};
+//! use frankenetes_netgw::{GatewayOptions, VpnState, gateway_of};
 //! use frankenetes_spec::ClusterSpec;
 //!
 //! let spec = ClusterSpec::from_yaml(r#"
@@ -31,11 +31,11 @@
 //! assert!(phone.wg_quick().contains("Endpoint = vpn.kubelius.example:51820"));
 //!
 //! // The gateway machine's files and units, written as out/nodes/gateway/...
-//! let bundle = GatewayBundle::render(gw, &state, &GatewayOptions::default())?;
+//! let bundle = frankenetes_netgw::gateway_bundle(gw, &state, &GatewayOptions::default())?;
 //! let server = bundle.file("/etc/wireguard/wg0.conf").expect("rendered");
-//! assert!(server.contents.contains("AllowedIPs = 10.200.0.2/32"));
+//! assert!(server.text().contains("AllowedIPs = 10.200.0.2/32"));
 //! assert_eq!(server.mode, 0o600);
-//! bundle.write(out.path())?;
+//! bundle.write(out.path(), &mut Default::default())?;
 //! assert!(out.path().join("nodes/gateway/etc/frankenetes/gateway.nft").exists());
 //!
 //! // Running it again changes nothing: same keys, same addresses.
@@ -60,7 +60,7 @@
 #![deny(missing_docs)]
 
 pub mod bundle;
-pub mod fsutil;
+mod fsutil;
 pub mod keys;
 pub mod nat;
 pub mod state;
@@ -71,7 +71,9 @@ use std::path::{Path, PathBuf};
 
 use frankenetes_spec::{Cidr, ClusterSpec, GatewaySpec};
 
-pub use bundle::{Firewall, GatewayBundle, GatewayOptions, NodeFile, Unit, WriteReport};
+pub use bundle::{Firewall, GatewayBundle, GatewayOptions, gateway_bundle};
+pub use frankenetes_bundle::systemd::Unit;
+pub use frankenetes_bundle::{NodeFile, WriteReport};
 pub use keys::{KeyPair, KeySource, OsRandom, PresharedKey, PrivateKey, PublicKey, SeededRandom};
 pub use nat::FirewallPlan;
 pub use state::{ClientConfig, PeerOrigin, PeerState, VpnState};
@@ -244,17 +246,9 @@ pub fn render_with(
                 .push(path.strip_prefix(out).unwrap_or(&path).to_owned());
         }
     }
-    let bundle = GatewayBundle::render(spec, &state, options)?;
-    let r = bundle.write(out)?;
-    report.written.extend(r.written);
-    report.unchanged += r.unchanged;
-    // The same content as one Ignition config, like every other node's (0600: it holds keys).
-    let ign = PathBuf::from("nodes").join(format!("{}.ign", spec.name));
-    if fsutil::write_if_changed(&out.join(&ign), bundle.to_ignition().as_bytes(), 0o600)? {
-        report.written.push(ign);
-    } else {
-        report.unchanged += 1;
-    }
+    // The overlay and the same content as one Ignition config, like every other node's.
+    let bundle = gateway_bundle(spec, &state, options)?;
+    bundle.write(out, &mut report)?;
     Ok(Rendered {
         state,
         bundle,

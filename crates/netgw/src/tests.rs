@@ -65,10 +65,7 @@ fn every_rendered_file() {
     let mut keys = SeededRandom::new(42);
     let r = render_with(out.path(), &gw, &GatewayOptions::default(), &mut keys).unwrap();
     for f in &r.bundle.files {
-        insta::assert_snapshot!(
-            format!("file{}", f.path.replace('/', "_")),
-            f.contents.as_str()
-        );
+        insta::assert_snapshot!(format!("file{}", f.path.replace('/', "_")), &*f.text());
     }
     for u in &r.bundle.units {
         insta::assert_snapshot!(
@@ -76,11 +73,10 @@ fn every_rendered_file() {
             format!(
                 "enabled: {} (wanted by {}, link to {})\n{}",
                 u.enabled,
-                u.wanted_by,
-                u.link_target(),
-                u.contents
-                    .as_deref()
-                    .unwrap_or("(shipped by the OS package)\n")
+                u.wanted_by().unwrap_or("-"),
+                u.link().map(|(_, target)| target).unwrap_or_default(),
+                u.contents()
+                    .unwrap_or_else(|| "(shipped by the OS package)\n".into())
             )
         );
     }
@@ -92,7 +88,7 @@ fn every_rendered_file() {
     insta::assert_snapshot!("state_json", state);
 
     // The iptables variant.
-    let ipt = GatewayBundle::render(
+    let ipt = crate::gateway_bundle(
         &gw,
         &r.state,
         &GatewayOptions::default().firewall(Firewall::Iptables),
@@ -100,14 +96,11 @@ fn every_rendered_file() {
     .unwrap();
     for path in [bundle::IPTABLES_PATH, bundle::IP6TABLES_PATH] {
         let f = ipt.file(path).unwrap();
-        insta::assert_snapshot!(
-            format!("file{}", path.replace('/', "_")),
-            f.contents.as_str()
-        );
+        insta::assert_snapshot!(format!("file{}", path.replace('/', "_")), &*f.text());
     }
     assert!(ipt.file(bundle::NFT_PATH).is_none());
     let unit = ipt.unit(bundle::FIREWALL_UNIT).unwrap();
-    insta::assert_snapshot!("unit_iptables_firewall", unit.contents.as_deref().unwrap());
+    insta::assert_snapshot!("unit_iptables_firewall", &unit.contents().unwrap());
 
     // Modes, and the layout on disk.
     let root = out.path().join("nodes/gateway");
@@ -187,21 +180,12 @@ fn every_rendered_file() {
 fn ipv6_files() {
     let gw = gateway(SPEC_V6);
     let state = seeded(&gw, 6);
-    let b = GatewayBundle::render(&gw, &state, &GatewayOptions::default().ssh_port(None)).unwrap();
-    insta::assert_snapshot!(
-        "v6_sysctl",
-        b.file(bundle::SYSCTL_PATH).unwrap().contents.as_str()
-    );
-    insta::assert_snapshot!(
-        "v6_nft",
-        b.file(bundle::NFT_PATH).unwrap().contents.as_str()
-    );
+    let b = crate::gateway_bundle(&gw, &state, &GatewayOptions::default().ssh_port(None)).unwrap();
+    insta::assert_snapshot!("v6_sysctl", b.file(bundle::SYSCTL_PATH).unwrap().text());
+    insta::assert_snapshot!("v6_nft", b.file(bundle::NFT_PATH).unwrap().text());
     insta::assert_snapshot!(
         "v6_server",
-        b.file("/etc/wireguard/vpn0.conf")
-            .unwrap()
-            .contents
-            .as_str()
+        b.file("/etc/wireguard/vpn0.conf").unwrap().text()
     );
     let client = state.client_config(&gw, "laptop").unwrap();
     insta::assert_snapshot!("v6_client", client.wg_quick().as_str());
@@ -212,7 +196,7 @@ fn ipv6_files() {
 fn no_secret_in_debug() {
     let gw = gateway(SPEC);
     let state = seeded(&gw, 42);
-    let b = GatewayBundle::render(&gw, &state, &GatewayOptions::default()).unwrap();
+    let b = crate::gateway_bundle(&gw, &state, &GatewayOptions::default()).unwrap();
     let client = state.client_config(&gw, "laptop").unwrap();
     let shown = format!("{state:?}{b:?}{client:?}");
     let mut secrets = vec![state.gateway_keys().private.to_base64()];

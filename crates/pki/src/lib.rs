@@ -71,7 +71,7 @@
 
 pub mod check;
 pub mod encryption;
-pub mod fsutil;
+mod fsutil;
 mod issue;
 mod keys;
 mod pki;

@@ -47,7 +47,7 @@ mod rbac;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use frankenetes_pki::fsutil::PUBLIC_MODE;
+use frankenetes_bundle::fs::PUBLIC_MODE;
 use frankenetes_pki::{CaId, Pki};
 use frankenetes_spec::ClusterSpec;
 use serde::Serialize;

@@ -1,14 +1,13 @@
 //! Ignition v3 configs for Fedora CoreOS machines, from files and systemd units: what a
-//! [`MachineSpec`](crate::MachineSpec)'s user data usually is. Node bundles
-//! (`frankenetes-manifests`) and the NAT/WireGuard gateway (`frankenetes-netgw`) both build
-//! theirs here.
+//! machine's user data usually is. Node bundles (`frankenetes-manifests`) and the
+//! NAT/WireGuard gateway (`frankenetes-netgw`) both become one here.
 //!
 //! ```
-//! use frankenetes_compute::ignition::{IgnitionFile, IgnitionUnit, build};
+//! use frankenetes_bundle::ignition::{IgnitionFile, IgnitionUnit, build};
 //!
 //! let config = build(
 //!     [IgnitionFile { path: "/etc/hostname", mode: 0o644, contents: b"gw\n" }],
-//!     [IgnitionUnit { name: "wg-quick@wg0.service", enabled: true, contents: None }],
+//!     [IgnitionUnit { name: "wg-quick@wg0.service", enabled: true, mask: false, contents: None }],
 //! );
 //! let v: serde_json::Value = serde_json::from_str(&config).expect("JSON");
 //! assert_eq!(v["ignition"]["version"], "3.3.0");
@@ -61,6 +60,8 @@ struct Systemd<'a> {
 struct SystemdUnit<'a> {
     name: &'a str,
     enabled: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    mask: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     contents: Option<String>,
 }
@@ -83,6 +84,8 @@ pub struct IgnitionUnit<'a> {
     pub name: &'a str,
     /// Whether it is enabled.
     pub enabled: bool,
+    /// Whether it is masked.
+    pub mask: bool,
     /// The unit file, or `None` for an OS-provided unit.
     pub contents: Option<String>,
 }
@@ -117,10 +120,43 @@ pub fn build<'a>(
                 .map(|u| SystemdUnit {
                     name: u.name,
                     enabled: u.enabled,
+                    mask: u.mask,
                     contents: u.contents,
                 })
                 .collect(),
         },
     };
     serde_json::to_string_pretty(&cfg).unwrap_or_default()
+}
+
+/// A node bundle as one config: every file (mode as given, contents as a base64 data URL),
+/// `/etc/hostname` with the node's name unless the bundle has one, and every unit (ours with
+/// its contents, shipped ones enabled, masked ones masked).
+pub(crate) fn from_bundle(bundle: &crate::NodeBundle) -> String {
+    let hostname = format!("{}\n", bundle.name);
+    let hostname_file = bundle
+        .file("/etc/hostname")
+        .is_none()
+        .then_some(IgnitionFile {
+            path: "/etc/hostname",
+            mode: crate::fs::PUBLIC_MODE,
+            contents: hostname.as_bytes(),
+        });
+    build(
+        bundle
+            .files
+            .iter()
+            .map(|f| IgnitionFile {
+                path: &f.path,
+                mode: f.mode,
+                contents: &f.contents,
+            })
+            .chain(hostname_file),
+        bundle.units.iter().map(|u| IgnitionUnit {
+            name: &u.name,
+            enabled: u.enabled,
+            mask: matches!(u.kind, crate::systemd::UnitKind::Masked),
+            contents: u.contents(),
+        }),
+    )
 }
