@@ -24,9 +24,32 @@ pub const IGNITION_VERSION: &str = "3.3.0";
 #[derive(Serialize)]
 struct Config<'a> {
     ignition: Meta,
+    #[serde(skip_serializing_if = "Passwd::is_empty")]
+    passwd: Passwd<'a>,
     storage: Storage<'a>,
     systemd: Systemd<'a>,
 }
+
+#[derive(Serialize, Default)]
+struct Passwd<'a> {
+    users: Vec<User<'a>>,
+}
+
+impl Passwd<'_> {
+    fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+}
+
+#[derive(Serialize)]
+struct User<'a> {
+    name: &'a str,
+    #[serde(rename = "sshAuthorizedKeys")]
+    ssh_authorized_keys: &'a [String],
+}
+
+/// The user Fedora CoreOS logs its admin in as.
+pub const ADMIN_USER: &str = "core";
 
 #[derive(Serialize)]
 struct Meta {
@@ -96,10 +119,29 @@ pub fn build<'a>(
     files: impl IntoIterator<Item = IgnitionFile<'a>>,
     units: impl IntoIterator<Item = IgnitionUnit<'a>>,
 ) -> String {
+    build_with_keys(files, units, &[])
+}
+
+/// [`build`], with OpenSSH public keys for [`ADMIN_USER`] (`passwd.users`).
+pub fn build_with_keys<'a>(
+    files: impl IntoIterator<Item = IgnitionFile<'a>>,
+    units: impl IntoIterator<Item = IgnitionUnit<'a>>,
+    ssh_authorized_keys: &[String],
+) -> String {
     let b64 = base64::engine::general_purpose::STANDARD;
     let cfg = Config {
         ignition: Meta {
             version: IGNITION_VERSION,
+        },
+        passwd: Passwd {
+            users: if ssh_authorized_keys.is_empty() {
+                Vec::new()
+            } else {
+                vec![User {
+                    name: ADMIN_USER,
+                    ssh_authorized_keys,
+                }]
+            },
         },
         storage: Storage {
             files: files
@@ -142,7 +184,7 @@ pub(crate) fn from_bundle(bundle: &crate::NodeBundle) -> String {
             mode: crate::fs::PUBLIC_MODE,
             contents: hostname.as_bytes(),
         });
-    build(
+    build_with_keys(
         bundle
             .files
             .iter()
@@ -158,5 +200,6 @@ pub(crate) fn from_bundle(bundle: &crate::NodeBundle) -> String {
             mask: matches!(u.kind, crate::systemd::UnitKind::Masked),
             contents: u.contents(),
         }),
+        &bundle.ssh_authorized_keys,
     )
 }

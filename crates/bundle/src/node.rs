@@ -64,6 +64,10 @@ pub struct NodeBundle {
     pub files: Vec<NodeFile>,
     /// systemd units (their files go to `/etc/systemd/system/`).
     pub units: Vec<Unit>,
+    /// OpenSSH public keys (`ssh-ed25519 AAAA… comment`) that may log in as the machine's
+    /// admin user (`core` on Fedora CoreOS): in the Ignition config's `passwd`. An overlay
+    /// cannot set a file's owner, so the overlay does not carry them.
+    pub ssh_authorized_keys: Vec<String>,
 }
 
 impl NodeBundle {
@@ -73,6 +77,7 @@ impl NodeBundle {
             name: name.into(),
             files: Vec::new(),
             units: Vec::new(),
+            ssh_authorized_keys: Vec::new(),
         }
     }
 
