@@ -1,117 +1,63 @@
-//! The sequencer and the cluster operations: up, status, down, snapshot, restore, pause, resume.
+//! The deployment API: one [`Cluster`] over any [`Platform`].
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use frankenetes_bundle::OutputLayout;
+use frankenetes_bundle::lock::DirLock;
 use frankenetes_compute::{
-    BackendError, ClusterTag, ComputeBackend, ContainerSpec, Unit, UnitId, UnitSpec, UnitState,
+    BackendError, ClusterTag, Gate, Operation, Outputs, Platform, PlatformPlan, Progress, Resource,
+    UnitSpec, UnitState, Wave,
 };
-use frankenetes_manifests::{ControlPlane, Layout};
-use frankenetes_pki::{PkiPlan, SyncOptions};
-use frankenetes_spec::{ClusterSpec, EtcdVersion, NodeSpec, ports};
-use serde::{Deserialize, Serialize};
+use frankenetes_spec::{ClusterSpec, ports};
+use serde::Serialize;
 
-use crate::Error;
-use crate::etcd::{self, EtcdAuth};
-
-/// A step of `up`, in order; each waits for the one before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum Phase {
-    /// Generate or complete the PKI.
-    Pki,
-    /// Render the node bundles.
-    Render,
-    /// Start the etcd members.
-    Etcd,
-    /// Gate: every member started, every endpoint answering, a probe key written and read.
-    EtcdHealthy,
-    /// Start the apiservers.
-    ApiServer,
-    /// Gate: every apiserver's `/readyz` answers `ok`.
-    ApiServerReady,
-    /// The day-one objects applied (RBAC, `cluster-info`, kubeadm's config maps, CoreDNS,
-    /// kube-proxy, the CNI manifest if any).
-    DayOne,
-    /// Start the controller-managers and schedulers.
-    Controllers,
-    /// Gate: the controller-manager's and scheduler's leader leases are held.
-    Leases,
-}
-
-impl fmt::Display for Phase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Phase::Pki => "pki",
-            Phase::Render => "render",
-            Phase::Etcd => "etcd",
-            Phase::EtcdHealthy => "etcd healthy",
-            Phase::ApiServer => "apiserver",
-            Phase::ApiServerReady => "apiserver /readyz",
-            Phase::DayOne => "day-one objects",
-            Phase::Controllers => "controller-manager and scheduler",
-            Phase::Leases => "leader leases",
-        })
-    }
-}
-
-/// Progress of an operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Event {
-    /// A phase began.
-    Started(Phase),
-    /// A phase finished.
-    Done(Phase, Duration),
-    /// A gate is waiting; what it saw last.
-    Waiting(Phase, String),
-    /// Something the user should know (missing binaries, stale certificates).
-    Warning(String),
-    /// Plain information.
-    Info(String),
-}
+use crate::etcd::EtcdAuth;
+use crate::gates::{self, ApiAuth};
+use crate::prepare::{self, Inputs, Prepared};
+use crate::snapshots;
+use crate::{Error, Event, Phase};
 
 /// Options of a [`Cluster`].
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct Options {
-    /// The cluster's working directory: `bundle/` (PKI and bundles), `data/` (etcd),
-    /// `snapshots/`, `state.json`.
+    /// The cluster's working directory: `bundle/` (PKI and bundles), `data/` (etcd, local),
+    /// `snapshots/`, `run/` (local units), `.lock`.
     pub dir: PathBuf,
-    /// Where kube-apiserver, kube-controller-manager and kube-scheduler are (else PATH).
-    pub bin_dir: Option<PathBuf>,
-    /// How long each health gate waits.
+    /// How long each health gate waits (and the bound of every network wait in it).
     pub gate_timeout: Duration,
     /// Receives progress.
     pub events: Arc<dyn Fn(&Event) + Send + Sync>,
     /// The day-one objects: rendered to `bundle/cluster/addons/` and applied once the
     /// apiservers are ready (default: on, no network plugin).
     pub addons: frankenetes_manifests::AddonOptions,
+    /// How long to wait for another command's lock on the directory (default: not at all).
+    pub lock_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Options")
             .field("dir", &self.dir)
-            .field("bin_dir", &self.bin_dir)
             .field("gate_timeout", &self.gate_timeout)
             .field("addons", &self.addons)
+            .field("lock_timeout", &self.lock_timeout)
             .finish()
     }
 }
 
 impl Options {
-    /// Defaults: binaries from PATH, 90 s per gate, events traced.
+    /// Defaults: 90 s per gate, events traced, no waiting for a lock.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {
             dir: dir.into(),
-            bin_dir: None,
             gate_timeout: Duration::from_secs(90),
-            events: Arc::new(|e| tracing::info!(event = ?e, "progress")),
+            events: Arc::new(|e| tracing::info!(event = %e, "progress")),
             addons: frankenetes_manifests::AddonOptions::default(),
+            lock_timeout: None,
         }
     }
 
@@ -119,13 +65,6 @@ impl Options {
     #[must_use]
     pub fn addons(mut self, addons: frankenetes_manifests::AddonOptions) -> Self {
         self.addons = addons;
-        self
-    }
-
-    /// Looks for the Kubernetes binaries in `dir` first.
-    #[must_use]
-    pub fn bin_dir(mut self, dir: Option<PathBuf>) -> Self {
-        self.bin_dir = dir;
         self
     }
 
@@ -142,218 +81,457 @@ impl Options {
         self.gate_timeout = d;
         self
     }
+
+    /// Waits this long for another command's lock on the directory.
+    #[must_use]
+    pub fn lock_timeout(mut self, d: Option<Duration>) -> Self {
+        self.lock_timeout = d;
+        self
+    }
 }
 
 /// What `up` did.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct UpReport {
-    /// Phases completed.
+    /// Phases completed, in order.
     pub phases: Vec<Phase>,
-    /// Kubernetes binaries that were not found (the etcd tier is up without them).
-    pub missing_binaries: Vec<String>,
+    /// What the user should know (binaries missing: the etcd tier is up without them).
+    pub warnings: Vec<String>,
     /// Where the operator's kubeconfig is.
     pub admin_kubeconfig: PathBuf,
+    /// What the platform found out (a public IP, an endpoint).
+    pub outputs: Outputs,
+}
+
+/// A health verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", content = "detail", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Health {
+    /// Checked and fine.
+    Healthy(String),
+    /// Checked and not fine: what is wrong.
+    Unhealthy(String),
+    /// Not checked (not reachable from here, or nothing to check).
+    Unknown(String),
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Health::Healthy(d) if d.is_empty() => f.write_str("healthy"),
+            Health::Healthy(d) => write!(f, "healthy ({d})"),
+            Health::Unhealthy(d) => write!(f, "UNHEALTHY: {d}"),
+            Health::Unknown(d) if d.is_empty() => f.write_str("-"),
+            Health::Unknown(d) => f.write_str(d),
+        }
+    }
 }
 
 /// One line of `status`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
-pub struct ComponentStatus {
-    /// The unit (`etcd-control-01`).
-    pub unit: String,
-    /// Backend state.
-    pub state: UnitState,
-    /// Health as checked, or why not.
-    pub health: String,
-    /// The main process's PID, when known.
-    pub pid: Option<String>,
+pub struct StatusRow {
+    /// The unit or resource (`etcd-control-01`).
+    pub name: String,
+    /// Its kind (`process`, `container group`, `instance`, `vpc`).
+    pub kind: String,
+    /// The platform's state (`running`, `stopped`).
+    pub state: Option<String>,
+    /// The provider's id, or the PID of a local process.
+    pub id: Option<String>,
+    /// Details (a log file, an FQDN).
+    pub detail: String,
+    /// Its health, as checked.
+    pub health: Health,
 }
 
 /// What `status` found.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct StatusReport {
-    /// One row per unit.
-    pub components: Vec<ComponentStatus>,
-    /// etcd's overall health.
-    pub etcd_healthy: bool,
+    /// The cluster's name.
+    pub cluster: String,
+    /// The platform.
+    pub backend: String,
+    /// Whether anything of the cluster exists.
+    pub exists: bool,
+    /// One row per unit or resource.
+    pub rows: Vec<StatusRow>,
+    /// Every problem found, one sentence each; empty when healthy.
+    pub problems: Vec<String>,
 }
 
 impl StatusReport {
-    /// A table: unit, state, PID, health.
+    /// Whether the cluster exists and nothing is wrong.
+    pub fn is_healthy(&self) -> bool {
+        self.exists && self.problems.is_empty()
+    }
+
+    /// A table: name, state, id/PID, health; then the problems.
     pub fn table(&self) -> String {
-        let mut out = format!("{:<34} {:<9} {:<8} {}\n", "UNIT", "STATE", "PID", "HEALTH");
-        for c in &self.components {
-            out.push_str(&format!(
-                "{:<34} {:<9} {:<8} {}\n",
-                c.unit,
-                c.state.to_string(),
-                c.pid.as_deref().unwrap_or("-"),
-                c.health
-            ));
+        use fmt::Write as _;
+        let mut out = format!(
+            "{:<36} {:<9} {:<12} {}\n",
+            "UNIT", "STATE", "ID/PID", "HEALTH"
+        );
+        for r in &self.rows {
+            let _ = writeln!(
+                out,
+                "{:<36} {:<9} {:<12} {}",
+                r.name,
+                r.state.as_deref().unwrap_or("-"),
+                r.id.as_deref().unwrap_or("-"),
+                r.health
+            );
         }
-        if self.components.is_empty() {
-            out.push_str("(no units)\n");
+        if !self.exists {
+            let _ = writeln!(
+                out,
+                "cluster {} has nothing on {} (run `frankenetes up`)",
+                self.cluster, self.backend
+            );
+        }
+        for p in &self.problems {
+            let _ = writeln!(out, "problem: {p}");
         }
         out
     }
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct State {
-    phases: Vec<Phase>,
-    etcd_version: Option<String>,
+/// Options of `down`.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct DownOptions {
+    /// Also delete what holds data outside the units (a snapshot share).
+    pub purge: bool,
+    /// Only list what would be deleted.
+    pub dry_run: bool,
 }
 
-/// A cluster on a backend.
-pub struct Cluster<B: ComputeBackend> {
+impl DownOptions {
+    /// Only list what would be deleted.
+    #[must_use]
+    pub fn dry_run(mut self, yes: bool) -> Self {
+        self.dry_run = yes;
+        self
+    }
+
+    /// Also delete what holds data outside the units.
+    #[must_use]
+    pub fn purge(mut self, yes: bool) -> Self {
+        self.purge = yes;
+        self
+    }
+}
+
+/// What `down` did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
+pub struct DownReport {
+    /// What existed before (what a dry run would delete).
+    pub found: Vec<String>,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// What is still there afterwards (empty when clean).
+    pub left: Vec<String>,
+}
+
+/// What `pause` did.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct PauseReport {
+    /// The snapshot taken before etcd stopped (local: `snapshots/pause-<time>.db`).
+    pub snapshot: Option<PathBuf>,
+    /// The units stopped.
+    pub stopped: Vec<String>,
+    /// Nothing was running: it was paused already.
+    pub already_paused: bool,
+}
+
+/// Options of `resume`.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct ResumeOptions {
+    /// When the newest snapshot cannot be used, restore the newest older one that can
+    /// (what was written after it is lost; the choice is reported).
+    pub allow_older_snapshot: bool,
+}
+
+impl ResumeOptions {
+    /// Allows an older snapshot when the newest is unusable.
+    #[must_use]
+    pub fn allow_older_snapshot(mut self, yes: bool) -> Self {
+        self.allow_older_snapshot = yes;
+        self
+    }
+}
+
+/// A cluster on a platform: the one deployment API.
+pub struct Cluster<P: Platform> {
     spec: ClusterSpec,
-    backend: B,
+    platform: P,
     opts: Options,
     tag: ClusterTag,
 }
 
-impl<B: ComputeBackend> fmt::Debug for Cluster<B> {
+impl<P: Platform> fmt::Debug for Cluster<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cluster")
             .field("name", &self.spec.name)
-            .field("backend", &self.backend.name())
+            .field("platform", &self.platform.name())
             .field("opts", &self.opts)
             .finish()
     }
 }
 
-/// Finds an executable in `dir` or PATH.
-fn find_binary(name: &str, dir: Option<&Path>) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    dir.map(Path::to_path_buf)
-        .into_iter()
-        .chain(std::env::split_paths(&path))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+/// The phases a wave's start and its gate report as.
+fn phases_of(gate: Gate) -> (Phase, Phase) {
+    match gate {
+        Gate::EtcdHealthy => (Phase::Etcd, Phase::EtcdHealthy),
+        Gate::ApiServerReady => (Phase::ApiServer, Phase::ApiServerReady),
+        Gate::Leases => (Phase::Controllers, Phase::Leases),
+        _ => (Phase::Units, Phase::UnitsRunning),
+    }
 }
 
-/// The release of an `etcd` binary (`etcd --version`).
-fn etcd_binary_version(etcd: &Path) -> Result<EtcdVersion, Error> {
-    let out = std::process::Command::new(etcd)
-        .arg("--version")
-        .output()
-        .map_err(|source| Error::Io {
-            path: etcd.to_owned(),
-            source,
-        })?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix("etcd Version: "))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| {
-            Error::Spec(format!(
-                "cannot read the version of {}: {text}",
-                etcd.display()
-            ))
-        })
+fn backend(phase: Phase) -> impl Fn(BackendError) -> Error {
+    move |source| Error::Backend { phase, source }
 }
 
-impl<B: ComputeBackend> Cluster<B> {
+/// The last `n` lines of a log file.
+fn tail(path: &Path, n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| (*l).to_owned())
+        .collect()
+}
+
+impl<P: Platform> Cluster<P> {
     /// A cluster.
-    pub fn new(spec: ClusterSpec, backend: B, opts: Options) -> Self {
+    pub fn new(spec: ClusterSpec, platform: P, opts: Options) -> Self {
         let tag = ClusterTag::new(spec.name.as_str());
         Self {
             spec,
-            backend,
+            platform,
             opts,
             tag,
         }
     }
 
-    /// The backend.
-    pub fn backend(&self) -> &B {
-        &self.backend
+    /// The platform.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    /// The spec.
+    pub fn spec(&self) -> &ClusterSpec {
+        &self.spec
+    }
+
+    /// The cluster's tag.
+    pub fn tag(&self) -> &ClusterTag {
+        &self.tag
+    }
+
+    /// The output layout of the cluster's bundle: `<dir>/bundle`.
+    pub fn bundle(&self) -> OutputLayout {
+        OutputLayout::new(self.opts.dir.join("bundle"))
+    }
+
+    /// Where `pause` keeps its snapshots: `<dir>/snapshots`.
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.opts.dir.join("snapshots")
     }
 
     fn emit(&self, e: Event) {
         (self.opts.events)(&e);
     }
 
-    fn bundle(&self) -> PathBuf {
-        self.opts.dir.join("bundle")
+    fn on_progress(&self, phase: Phase) -> impl Fn(Progress) + Send + Sync + '_ {
+        move |p| self.emit(Event::Platform(phase, p))
     }
 
-    fn node_root(&self, node: &NodeSpec) -> PathBuf {
-        self.bundle().join("nodes").join(node.name.as_str())
-    }
-
-    fn data_dir(&self, node: &NodeSpec) -> PathBuf {
-        self.opts
-            .dir
-            .join("data")
-            .join(node.name.as_str())
-            .join("etcd")
-    }
-
-    fn node_pki(&self, node: &NodeSpec) -> PathBuf {
-        self.node_root(node).join("etc/kubernetes/pki")
-    }
-
-    fn auth(&self) -> Result<EtcdAuth, Error> {
-        let n = self
-            .spec
-            .control_plane
-            .first()
-            .ok_or_else(|| Error::Spec("no control-plane node".into()))?;
-        Ok(EtcdAuth::healthcheck(&self.node_pki(n)))
-    }
-
-    fn state_path(&self) -> PathBuf {
-        self.opts.dir.join("state.json")
-    }
-
-    fn load_state(&self) -> State {
-        std::fs::read(self.state_path())
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
-    }
-
-    fn save_state(&self, s: &State) -> Result<(), Error> {
-        let bytes = serde_json::to_vec_pretty(s).map_err(|e| Error::Spec(e.to_string()))?;
-        Ok(frankenetes_bundle::fs::write_atomic(
-            &self.state_path(),
-            &bytes,
-            0o644,
+    /// Takes the cluster directory's lock (made 0700) for `command`.
+    fn lock(&self, command: &str) -> Result<DirLock, Error> {
+        frankenetes_bundle::fs::ensure_private_dir(&self.opts.dir)?;
+        Ok(DirLock::acquire(
+            &self.opts.dir,
+            command,
+            self.opts.lock_timeout,
         )?)
     }
 
-    /// The etcd binary and the spec with `etcd.version` set to its release.
-    fn local_spec(&self) -> Result<(PathBuf, ClusterSpec), Error> {
-        let etcd = find_binary("etcd", None).ok_or_else(|| Error::MissingBinary {
-            binary: "etcd".into(),
-            where_: " in PATH".into(),
-            hint: "install it (Debian: apt-get install etcd-server etcd-client)".into(),
-        })?;
-        let mut spec = self.spec.clone();
-        if spec.etcd.version.is_none() {
-            spec.etcd.version = Some(etcd_binary_version(&etcd)?);
+    /// The prepare step: PKI, bundles, the gateway, the workload. With `write`, the PKI and
+    /// bundles are made or completed in `<dir>/bundle`; without, everything is made in memory
+    /// with throwaway keys (for `plan`).
+    pub fn prepare(&self, write: bool) -> Result<Prepared, Error> {
+        let out = self.bundle();
+        let data_root = self.opts.dir.join("data");
+        let events = |e: &Event| self.emit(e.clone());
+        prepare::prepare(
+            &Inputs {
+                spec: &self.spec,
+                out: &out,
+                data_root: &data_root,
+                addons: &self.opts.addons,
+                write,
+                events: &events,
+            },
+            &self.platform,
+        )
+    }
+
+    /// What `up` would make and create, and what it costs. Offline: nothing is written and no
+    /// call is made.
+    pub fn plan(&self) -> Result<(Prepared, PlatformPlan), Error> {
+        let prepared = self.prepare(false)?;
+        let plan = self
+            .platform
+            .plan(&prepared.workload)
+            .map_err(backend(Phase::Preflight))?;
+        Ok((prepared, plan))
+    }
+
+    async fn timed<T>(
+        &self,
+        phase: Phase,
+        report: &mut UpReport,
+        f: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        self.emit(Event::Started(phase));
+        let t = Instant::now();
+        let out = f.await?;
+        self.emit(Event::Done(phase, t.elapsed()));
+        report.phases.push(phase);
+        Ok(out)
+    }
+
+    /// The cluster's nodes with their roles and addresses only: what
+    /// [`Platform::validate`] checks before anything is made.
+    pub fn skeleton(&self) -> frankenetes_compute::Workload {
+        use frankenetes_compute::{NodeRole, NodeWork};
+        let mut nodes: Vec<NodeWork> = self
+            .spec
+            .nodes()
+            .map(|(n, role)| {
+                let role = match role {
+                    frankenetes_spec::Role::ControlPlane => NodeRole::ControlPlane,
+                    _ => NodeRole::Worker,
+                };
+                NodeWork::new(n.name.as_str(), role, n.ip)
+            })
+            .collect();
+        if let Some(gw) = &self.spec.gateway {
+            nodes.push(NodeWork::new(gw.name.as_str(), NodeRole::Gateway, gw.ip));
         }
-        Ok((etcd, spec))
+        frankenetes_compute::Workload::new(
+            self.tag.clone(),
+            self.spec.kubernetes_version.to_string(),
+            nodes,
+        )
     }
 
-    fn control_plane_of(&self, spec: &ClusterSpec, node: &NodeSpec) -> Result<ControlPlane, Error> {
-        let layout = Layout::under(self.node_root(node), self.data_dir(node));
-        Ok(frankenetes_manifests::control_plane(spec, node, &layout)?)
+    /// Checks the spec against the platform ([`Platform::validate`]) and renders nothing.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.platform
+            .validate(&self.skeleton())
+            .map_err(backend(Phase::Preflight))
     }
 
-    async fn create(&self, phase: Phase, unit: &UnitSpec) -> Result<Unit, Error> {
+    /// Brings the cluster up, or converges it if it is partly or wholly up already.
+    pub async fn up(&self) -> Result<UpReport, Error> {
+        // Bad input is refused before the lock's directory or anything else is made.
+        self.validate()?;
+        let _lock = self.lock("up")?;
+        let mut report = UpReport {
+            admin_kubeconfig: self.bundle().admin_conf(),
+            ..Default::default()
+        };
+        let prepared = self
+            .timed(Phase::Render, &mut report, async { self.prepare(true) })
+            .await?;
+        let w = &prepared.workload;
+        let plan = self.platform.plan(w).map_err(backend(Phase::Preflight))?;
+        for warning in &plan.warnings {
+            self.emit(Event::Warning(warning.clone()));
+        }
+        report.warnings = plan.warnings;
+        self.timed(Phase::Preflight, &mut report, async {
+            self.platform
+                .preflight(w)
+                .await
+                .map_err(backend(Phase::Preflight))
+        })
+        .await?;
+        let on = self.on_progress(Phase::Provision);
+        self.timed(Phase::Provision, &mut report, async {
+            self.platform
+                .provision(w, &on)
+                .await
+                .map_err(backend(Phase::Provision))
+        })
+        .await?;
+        for wave in self.platform.waves(w).map_err(backend(Phase::Units))? {
+            self.start_wave(&wave, &mut report).await?;
+            if wave.gate == Gate::ApiServerReady
+                && self.platform.reachable()
+                && self.opts.addons.enabled
+            {
+                self.timed(Phase::DayOne, &mut report, self.day_one(&prepared))
+                    .await?;
+            }
+        }
+        let on = self.on_progress(Phase::Complete);
+        report.outputs = self
+            .timed(Phase::Complete, &mut report, async {
+                self.platform
+                    .complete(w, &on)
+                    .await
+                    .map_err(backend(Phase::Complete))
+            })
+            .await?;
+        Ok(report)
+    }
+
+    /// Creates (or adopts, starting stopped ones) a wave's units, then awaits its gate.
+    async fn start_wave(&self, wave: &Wave, report: &mut UpReport) -> Result<(), Error> {
+        let (start, gate) = phases_of(wave.gate);
+        self.timed(start, report, async {
+            for u in &wave.units {
+                let created = self.create(start, u).await?;
+                if created.state == UnitState::Stopped {
+                    self.platform
+                        .backend()
+                        .start(&created.id)
+                        .await
+                        .map_err(backend(start))?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        self.timed(gate, report, self.await_gate(wave, gate)).await
+    }
+
+    /// Creates a unit, retrying transient errors until the gate timeout.
+    async fn create(
+        &self,
+        phase: Phase,
+        unit: &UnitSpec,
+    ) -> Result<frankenetes_compute::Unit, Error> {
         let mut delay = Duration::from_millis(200);
         let deadline = Instant::now() + self.opts.gate_timeout;
         loop {
-            match self.backend.create(unit).await {
+            match self.platform.backend().create(unit).await {
                 Ok(u) => return Ok(u),
                 Err(e) if e.is_retryable() && Instant::now() < deadline => {
-                    self.emit(Event::Waiting(
+                    self.emit(Event::Platform(
                         phase,
-                        format!("{}: {e}; retrying", unit.name),
+                        Progress::Retrying(format!("{}: {e}", unit.name)),
                     ));
                     tokio::time::sleep(e.retry_after.unwrap_or(delay)).await;
                     delay = (delay * 2).min(Duration::from_secs(10));
@@ -363,34 +541,88 @@ impl<B: ComputeBackend> Cluster<B> {
         }
     }
 
-    /// The unit `<component>-<node>` running one process: `binary` with `flags`.
-    fn unit(
-        &self,
-        component: &str,
-        node: &NodeSpec,
-        binary: &Path,
-        flags: &frankenetes_manifests::Flags,
-    ) -> UnitSpec {
-        let mut command = vec![binary.display().to_string()];
-        command.extend(flags.args());
-        UnitSpec::container_group(
-            format!("{component}-{}", node.name),
-            self.tag.clone(),
-            vec![ContainerSpec::new(component, "", command)],
-        )
+    /// The etcd client endpoints and the healthcheck credentials (for tools and tests).
+    pub fn etcd_access(&self) -> Result<(Vec<String>, EtcdAuth), Error> {
+        let first = self
+            .spec
+            .control_plane
+            .first()
+            .ok_or_else(|| Error::Spec("spec.controlPlane is empty".into()))?;
+        Ok(gates::etcd_access(
+            &self.spec,
+            &self.bundle().node_pki(first.name.as_str()),
+        ))
     }
 
-    /// Waits until `check` says healthy (returns `Ok(None)`), or the gate times out.
-    async fn gate<F, Fut>(&self, phase: Phase, mut check: F) -> Result<(), Error>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Option<String>>,
-    {
+    fn api_auth(&self) -> Result<ApiAuth, Error> {
+        let first = self
+            .spec
+            .control_plane
+            .first()
+            .ok_or_else(|| Error::Spec("spec.controlPlane is empty".into()))?;
+        let out = self.bundle();
+        Ok(ApiAuth::new(
+            &out.node_pki(first.name.as_str()),
+            &out.cluster_pki(),
+        ))
+    }
+
+    /// What keeps a gate closed right now, or `None`.
+    async fn gate_problem(&self, wave: &Wave, gate: Gate) -> Option<String> {
+        // The units themselves first: a failed one is the answer.
+        match self.platform.backend().list(&self.tag).await {
+            Ok(units) => {
+                for spec in &wave.units {
+                    match units.iter().find(|u| u.name == spec.name) {
+                        None => return Some(format!("{} is gone", spec.name)),
+                        Some(u) if u.state == UnitState::Failed => {
+                            return Some(format!("{} failed", u.name));
+                        }
+                        Some(u) if u.state != UnitState::Running => {
+                            return Some(format!("{} is {}", u.name, u.state));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) => return Some(e.to_string()),
+        }
+        if !self.platform.reachable() {
+            return None;
+        }
+        match gate {
+            Gate::EtcdHealthy => {
+                let (eps, auth) = self.etcd_access().ok()?;
+                gates::etcd_problem(&eps, &auth, self.spec.control_plane.len()).await
+            }
+            Gate::ApiServerReady => {
+                let auth = self.api_auth().ok()?;
+                gates::readyz_problem(&self.spec.control_plane, &auth).await
+            }
+            Gate::Leases => {
+                let auth = self.api_auth().ok()?;
+                gates::leases_problem(self.spec.control_plane.first()?, &auth).await
+            }
+            _ => None,
+        }
+    }
+
+    /// Waits until the gate opens, within the gate timeout (every check inside is bounded by
+    /// what is left of it). On timeout the error names the units' logs and their last lines.
+    async fn await_gate(&self, wave: &Wave, phase: Phase) -> Result<(), Error> {
         let start = Instant::now();
+        let deadline = start + self.opts.gate_timeout;
         let mut last = String::new();
         let mut last_emit = Instant::now() - Duration::from_secs(10);
         loop {
-            match check().await {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let problem = tokio::time::timeout(
+                left.max(Duration::from_millis(100)),
+                self.gate_problem(wave, wave.gate),
+            )
+            .await
+            .unwrap_or_else(|_| Some(format!("{last} (the check itself did not finish in time)")));
+            match problem {
                 None => return Ok(()),
                 Some(detail) => {
                     if detail != last || last_emit.elapsed() > Duration::from_secs(5) {
@@ -400,605 +632,449 @@ impl<B: ComputeBackend> Cluster<B> {
                     last = detail;
                 }
             }
-            if start.elapsed() > self.opts.gate_timeout {
+            if Instant::now() >= deadline {
                 return Err(Error::Timeout {
                     phase,
                     seconds: self.opts.gate_timeout.as_secs(),
-                    detail: last,
+                    detail: format!("{last}{}", self.logs_of(wave).await),
                 });
             }
-            // Short: an open gate is noticed within 50 ms (`up` is benchmarked against a
-            // plain start-and-poll script, benches/up-baseline.sh).
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            let pause =
+                Duration::from_millis(100).min(deadline.saturating_duration_since(Instant::now()));
+            tokio::time::sleep(pause).await;
         }
     }
 
-    /// Checks etcd once: `None` when healthy, else what is wrong.
-    async fn etcd_problem(&self) -> Option<String> {
-        let auth = match self.auth() {
-            Ok(a) => a,
-            Err(e) => return Some(e.to_string()),
+    /// The log files of a wave's units with their last lines, for an error message.
+    async fn logs_of(&self, wave: &Wave) -> String {
+        let Ok(units) = self.platform.backend().list(&self.tag).await else {
+            return String::new();
         };
-        match etcd::health(&self.spec.etcd_endpoints(), &auth).await {
-            Ok(h) if h.is_healthy(self.spec.control_plane.len()) => None,
-            Ok(h) => Some(format!(
-                "{} of {} members started, endpoints: {}",
-                h.members.len(),
-                self.spec.control_plane.len(),
-                h.endpoints
-                    .iter()
-                    .map(|(e, r)| format!("{e} {}", if r.is_ok() { "ok" } else { "down" }))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-            Err(e) => Some(e.to_string()),
-        }
-    }
-
-    async fn run_phase<T>(
-        &self,
-        phase: Phase,
-        state: &mut State,
-        report: &mut UpReport,
-        f: impl std::future::Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
-        self.emit(Event::Started(phase));
-        let t = Instant::now();
-        let out = f.await?;
-        self.emit(Event::Done(phase, t.elapsed()));
-        if !state.phases.contains(&phase) {
-            state.phases.push(phase);
-        }
-        report.phases.push(phase);
-        self.save_state(state)?;
-        Ok(out)
-    }
-
-    /// Brings the cluster up, or converges it if it is partly or wholly up already.
-    pub async fn up(&self) -> Result<UpReport, Error> {
-        let mut state = self.load_state();
-        let mut report = UpReport {
-            admin_kubeconfig: self.bundle().join("cluster/admin.conf"),
-            ..Default::default()
-        };
-        let (etcd_bin, spec) = self.local_spec()?;
-        state.etcd_version = spec.etcd.version.map(|v| v.to_string());
-
-        let bundle = self.bundle();
-        let pki = self
-            .run_phase(Phase::Pki, &mut state, &mut report, async {
-                let (pki, r) =
-                    frankenetes_pki::sync(&PkiPlan::from(&spec), &bundle, SyncOptions::default())?;
-                for s in &r.stale {
-                    self.emit(Event::Warning(format!(
-                        "{} no longer matches the spec ({}); `frankenetes pki --renew` replaces it",
-                        s.name,
-                        s.reasons.join("; ")
-                    )));
-                }
-                Ok(pki)
-            })
-            .await?;
-        self.run_phase(Phase::Render, &mut state, &mut report, async {
-            Ok(
-                frankenetes_manifests::render_with(&spec, &pki, &self.opts.addons)?
-                    .write(&bundle)?,
-            )
-        })
-        .await?;
-
-        let planes: Vec<(NodeSpec, ControlPlane)> = spec
-            .control_plane
+        let mut out = String::new();
+        for u in units
             .iter()
-            .map(|n| Ok((n.clone(), self.control_plane_of(&spec, n)?)))
-            .collect::<Result<_, Error>>()?;
-        self.run_phase(Phase::Etcd, &mut state, &mut report, async {
-            for (node, cp) in &planes {
-                std::fs::create_dir_all(self.data_dir(node)).map_err(|source| Error::Io {
-                    path: self.data_dir(node),
-                    source,
-                })?;
-                // etcd refuses a data directory others can read.
-                let _ = std::fs::set_permissions(
-                    self.data_dir(node),
-                    std::os::unix::fs::PermissionsExt::from_mode(0o700),
-                );
-                self.create(Phase::Etcd, &self.unit("etcd", node, &etcd_bin, &cp.etcd))
-                    .await?;
+            .filter(|u| wave.units.iter().any(|w| w.name == u.name))
+        {
+            for (k, v) in u.details.iter().filter(|(k, _)| k.ends_with(".log")) {
+                let _ = k;
+                let lines = tail(Path::new(v), 5);
+                out.push_str(&format!("\n  {} log: {v}", u.name));
+                for l in lines {
+                    out.push_str(&format!("\n    | {l}"));
+                }
             }
-            Ok(())
-        })
-        .await?;
-        self.run_phase(
-            Phase::EtcdHealthy,
-            &mut state,
-            &mut report,
-            self.gate(Phase::EtcdHealthy, || self.etcd_problem()),
+        }
+        out
+    }
+
+    /// Applies the day-one objects through the first apiserver.
+    async fn day_one(&self, prepared: &Prepared) -> Result<(), Error> {
+        let objects =
+            frankenetes_manifests::addons::objects(&self.spec, &prepared.pki, &self.opts.addons)?;
+        let first = self
+            .spec
+            .control_plane
+            .first()
+            .ok_or_else(|| Error::Spec("spec.controlPlane is empty".into()))?;
+        // One apiserver directly, as the /readyz gate talks to it.
+        let server = format!(
+            "https://{}",
+            frankenetes_spec::host_port(first.ip, ports::APISERVER)
+        );
+        let out = self.bundle();
+        let admin = crate::dayone::client(&out.admin_conf(), Some(&server)).await?;
+        let super_admin = crate::dayone::client(&out.super_admin_conf(), Some(&server)).await?;
+        let r = crate::dayone::apply(
+            &objects,
+            &admin,
+            &super_admin,
+            &crate::dayone::ApplyOptions::default().retry_for(self.opts.gate_timeout),
         )
         .await?;
+        self.emit(Event::Info(format!(
+            "day one: {} objects applied (server-side apply, field manager {}); add workers with `frankenetes token create`",
+            r.applied.len(),
+            frankenetes_manifests::addons::FIELD_MANAGER
+        )));
+        Ok(())
+    }
 
-        let bin = self.opts.bin_dir.as_deref();
-        let found: Vec<(&str, Option<PathBuf>)> = [
-            "kube-apiserver",
-            "kube-controller-manager",
-            "kube-scheduler",
-        ]
-        .into_iter()
-        .map(|b| (b, find_binary(b, bin)))
-        .collect();
-        report.missing_binaries = found
-            .iter()
-            .filter(|(_, p)| p.is_none())
-            .map(|(b, _)| (*b).to_owned())
-            .collect();
-        if !report.missing_binaries.is_empty() {
-            self.emit(Event::Warning(format!(
-                "{} not found in {}PATH: the etcd tier is up and healthy; for the apiserver tier download them from \
-                 https://dl.k8s.io/release/{}/bin/linux/amd64/ and run `frankenetes up --bin-dir DIR`",
-                report.missing_binaries.join(", "),
-                bin.map(|d| format!("{} or ", d.display())).unwrap_or_default(),
-                spec.kubernetes_version
-            )));
+    /// Each unit's and resource's state, and the cluster's health where it can be checked
+    /// from here. Read-only; every check is bounded.
+    pub async fn status(&self) -> Result<StatusReport, Error> {
+        let resources = self
+            .platform
+            .inventory(&self.tag)
+            .await
+            .map_err(backend(Phase::Status))?;
+        let mut report = StatusReport {
+            cluster: self.spec.name.as_str().to_owned(),
+            backend: self.platform.name().to_owned(),
+            exists: !resources.is_empty(),
+            rows: Vec::new(),
+            problems: Vec::new(),
+        };
+        if !report.exists {
+            report.problems.push(format!(
+                "cluster {} has nothing on {}: run `frankenetes up`",
+                report.cluster, report.backend
+            ));
             return Ok(report);
         }
-        let path = |name: &str| {
-            found
+        let reachable = self.platform.reachable();
+        let running = |prefix: &str| {
+            resources
                 .iter()
-                .find(|(b, _)| *b == name)
-                .and_then(|(_, p)| p.clone())
-                .unwrap_or_default()
+                .any(|r| r.name.starts_with(prefix) && r.state.as_deref() == Some("running"))
         };
-        self.run_phase(Phase::ApiServer, &mut state, &mut report, async {
-            for (node, cp) in &planes {
-                self.create(
-                    Phase::ApiServer,
-                    &self.unit(
-                        "kube-apiserver",
-                        node,
-                        &path("kube-apiserver"),
-                        &cp.apiserver,
-                    ),
-                )
-                .await?;
-            }
-            Ok(())
-        })
-        .await?;
-        let cluster_pki = bundle.join("cluster/pki");
-        let ca = self.node_pki(&spec.control_plane[0]).join("ca.crt");
-        let get = |node: &NodeSpec, p: &'static str| {
-            let (ca, cert, key) = (
-                ca.clone(),
-                cluster_pki.join("super-admin.crt"),
-                cluster_pki.join("super-admin.key"),
-            );
-            let addr = SocketAddr::new(node.ip, ports::APISERVER);
-            let name = node.ip.to_string();
-            async move { crate::https::get(addr, &name, p, &ca, &cert, &key).await }
-        };
-        self.run_phase(
-            Phase::ApiServerReady,
-            &mut state,
-            &mut report,
-            self.gate(Phase::ApiServerReady, || async {
-                for (node, _) in &planes {
-                    match get(node, "/readyz").await {
-                        Ok((200, _)) => {}
-                        Ok((code, body)) => {
-                            return Some(format!(
-                                "{}: /readyz {code} {}",
-                                node.name,
-                                body.lines().last().unwrap_or_default()
-                            ));
-                        }
-                        Err(e) => return Some(format!("{}: {e}", node.name)),
-                    }
-                }
-                None
-            }),
-        )
-        .await?;
-        if self.opts.addons.enabled {
-            let objects = frankenetes_manifests::addons::objects(&spec, &pki, &self.opts.addons)?;
-            let first = &spec.control_plane[0];
-            // One apiserver directly, as the /readyz gate talks to it.
-            let server = format!(
-                "https://{}",
-                frankenetes_spec::host_port(first.ip, ports::APISERVER)
-            );
-            self.run_phase(Phase::DayOne, &mut state, &mut report, async {
-                let admin =
-                    crate::dayone::client(&bundle.join("cluster/admin.conf"), Some(&server))
-                        .await?;
-                let super_admin = crate::dayone::client(
-                    &bundle.join("cluster/super-admin.conf"),
-                    Some(&server),
-                )
-                .await?;
-                let r = crate::dayone::apply(
-                    &objects,
-                    &admin,
-                    &super_admin,
-                    &crate::dayone::ApplyOptions::default().retry_for(self.opts.gate_timeout),
-                )
-                .await?;
-                self.emit(Event::Info(format!(
-                    "day one: {} objects applied (server-side apply, field manager {}); add workers with `frankenetes token create`",
-                    r.applied.len(),
-                    frankenetes_manifests::addons::FIELD_MANAGER
-                )));
-                Ok(())
-            })
-            .await?;
-        }
-        self.run_phase(Phase::Controllers, &mut state, &mut report, async {
-            for (node, cp) in &planes {
-                self.create(
-                    Phase::Controllers,
-                    &self.unit(
-                        "kube-controller-manager",
-                        node,
-                        &path("kube-controller-manager"),
-                        &cp.controller_manager,
-                    ),
-                )
-                .await?;
-                self.create(
-                    Phase::Controllers,
-                    &self.unit(
-                        "kube-scheduler",
-                        node,
-                        &path("kube-scheduler"),
-                        &cp.scheduler,
-                    ),
-                )
-                .await?;
-            }
-            Ok(())
-        })
-        .await?;
-        let first = spec.control_plane[0].clone();
-        self.run_phase(Phase::Leases, &mut state, &mut report, self.gate(Phase::Leases, || async {
-            for lease in ["kube-controller-manager", "kube-scheduler"] {
-                let path: &'static str = if lease == "kube-scheduler" {
-                    "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-scheduler"
-                } else {
-                    "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-controller-manager"
-                };
-                match get(&first, path).await {
-                    Ok((200, body)) if body.contains("holderIdentity") => {}
-                    Ok((code, _)) => return Some(format!("lease {lease}: {code}")),
-                    Err(e) => return Some(e.to_string()),
-                }
-            }
-            None
-        }))
-        .await?;
-        Ok(report)
-    }
-
-    /// Each unit's state and health.
-    pub async fn status(&self) -> Result<StatusReport, Error> {
-        let units = self
-            .backend
-            .list(&self.tag)
-            .await
-            .map_err(|source| Error::Backend {
-                phase: Phase::Etcd,
-                source,
-            })?;
-        let etcd_problem = if units.iter().any(|u| u.name.starts_with("etcd-")) {
-            self.etcd_problem().await
+        let etcd = if reachable && running("etcd-") {
+            let (eps, auth) = self.etcd_access()?;
+            Some(gates::etcd_problem(&eps, &auth, self.spec.control_plane.len()).await)
         } else {
-            Some("not running".into())
+            None
         };
-        let mut report = StatusReport {
-            etcd_healthy: etcd_problem.is_none(),
-            components: Vec::new(),
+        let api = if reachable && running("kube-apiserver-") {
+            let auth = self.api_auth()?;
+            let mut per = Vec::new();
+            for n in &self.spec.control_plane {
+                let h = match gates::api_get(n, "/readyz", &auth).await {
+                    Ok((200, _)) => Health::Healthy("/readyz ok".into()),
+                    Ok((code, body)) => Health::Unhealthy(format!(
+                        "/readyz {code}: {}",
+                        body.lines()
+                            .filter(|l| l.contains("failed"))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    )),
+                    Err(e) => Health::Unhealthy(e),
+                };
+                per.push((format!("kube-apiserver-{}", n.name), h));
+            }
+            let leases = match self.spec.control_plane.first() {
+                Some(first) => gates::leases_problem(first, &auth).await,
+                None => None,
+            };
+            Some((per, leases))
+        } else {
+            None
         };
-        for u in units {
-            let health = if u.name.starts_with("etcd-") {
-                match &etcd_problem {
-                    None => "healthy (cluster)".to_owned(),
-                    Some(p) => p.clone(),
+        for r in resources {
+            let stopped = r.state.as_deref() != Some("running");
+            let health = if stopped {
+                Health::Unknown(String::new())
+            } else if r.name.starts_with("etcd-") {
+                match &etcd {
+                    Some(None) => Health::Healthy("cluster".into()),
+                    Some(Some(p)) => Health::Unhealthy(p.clone()),
+                    None => Health::Unknown(String::new()),
+                }
+            } else if r.name.starts_with("kube-apiserver-") {
+                api.as_ref()
+                    .and_then(|(per, _)| per.iter().find(|(n, _)| *n == r.name))
+                    .map(|(_, h)| h.clone())
+                    .unwrap_or(Health::Unknown(String::new()))
+            } else if r.name.starts_with("kube-controller-manager-")
+                || r.name.starts_with("kube-scheduler-")
+            {
+                match &api {
+                    Some((_, None)) => Health::Healthy("leader lease held".into()),
+                    Some((_, Some(p))) => Health::Unhealthy(p.clone()),
+                    None => Health::Unknown(String::new()),
                 }
             } else {
-                "-".to_owned()
+                Health::Unknown(String::new())
             };
-            let pid = u
-                .details
-                .iter()
-                .find(|(k, _)| k.ends_with(".pid"))
-                .map(|(_, v)| v.clone());
-            report.components.push(ComponentStatus {
-                unit: u.name,
-                state: u.state,
+            match (&health, r.state.as_deref()) {
+                (Health::Unhealthy(p), _) => report.problems.push(format!("{}: {p}", r.name)),
+                (_, Some("failed")) => report
+                    .problems
+                    .push(format!("{} failed (log: {})", r.name, r.detail)),
+                (_, Some("stopped")) => report.problems.push(format!(
+                    "{} is stopped (`frankenetes resume` starts it)",
+                    r.name
+                )),
+                _ => {}
+            }
+            report.rows.push(StatusRow {
+                name: r.name,
+                kind: r.kind,
+                state: r.state,
+                id: r.id,
+                detail: r.detail,
                 health,
-                pid,
             });
         }
+        report.problems.dedup();
         Ok(report)
     }
 
-    /// Stops and deletes every unit of the cluster (data, PKI and bundles are kept). Returns the
-    /// units removed; running it again removes nothing and succeeds.
-    pub async fn down(&self) -> Result<Vec<String>, Error> {
-        let units = self
-            .backend
-            .list(&self.tag)
+    /// Deletes everything the cluster has on the platform (data, PKI and bundles in the
+    /// cluster directory are kept), then lists what is left; with `dry_run`, only lists what
+    /// would be deleted. Running it again deletes nothing and succeeds.
+    pub async fn down(&self, opts: DownOptions) -> Result<DownReport, Error> {
+        let _lock = if opts.dry_run {
+            None
+        } else {
+            Some(self.lock("down")?)
+        };
+        let found: Vec<Resource> = self
+            .platform
+            .inventory(&self.tag)
             .await
-            .map_err(|source| Error::Backend {
-                phase: Phase::Etcd,
-                source,
-            })?;
-        let mut removed = Vec::new();
-        // Reverse start order: controllers, apiservers, then etcd.
-        let mut ordered = units;
-        ordered.sort_by_key(|u| {
-            if u.name.starts_with("etcd-") {
-                2
-            } else if u.name.starts_with("kube-apiserver-") {
-                1
-            } else {
-                0
-            }
-        });
-        for u in ordered {
-            match self.backend.delete(&u.id).await {
-                Ok(()) => removed.push(u.name),
-                Err(e) if e.kind == frankenetes_compute::BackendErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(Error::Backend {
-                        phase: Phase::Etcd,
-                        source,
-                    });
-                }
-            }
+            .map_err(backend(Phase::Teardown))?;
+        let names = |rs: &[Resource]| {
+            rs.iter()
+                .map(|r| format!("{} {}", r.kind, r.name))
+                .collect::<Vec<_>>()
+        };
+        let mut report = DownReport {
+            found: names(&found),
+            dry_run: opts.dry_run,
+            left: Vec::new(),
+        };
+        if opts.dry_run {
+            return Ok(report);
         }
-        let _ = std::fs::remove_file(self.state_path());
-        Ok(removed)
+        let on = self.on_progress(Phase::Teardown);
+        self.emit(Event::Started(Phase::Teardown));
+        let t = Instant::now();
+        let left = self
+            .platform
+            .teardown(&self.tag, opts.purge, &on)
+            .await
+            .map_err(backend(Phase::Teardown))?;
+        self.emit(Event::Done(Phase::Teardown, t.elapsed()));
+        report.left = names(&left);
+        Ok(report)
     }
 
-    /// Streams a snapshot of etcd to `file` (with `file.sha256`); returns the checksum.
+    /// Streams a snapshot of etcd to `file` (0600, with `file.sha256`), verified after
+    /// writing; returns its SHA-256.
     pub async fn snapshot(&self, file: &Path) -> Result<String, Error> {
-        let auth = self.auth()?;
+        self.platform
+            .supports(Operation::Snapshot)
+            .map_err(backend(Phase::Snapshot))?;
+        self.require_up(&["etcd-"]).await?;
+        self.snapshot_to(file).await
+    }
+
+    async fn snapshot_to(&self, file: &Path) -> Result<String, Error> {
+        let (endpoints, auth) = self.etcd_access()?;
         let mut last = None;
-        for ep in self.spec.etcd_endpoints() {
-            match etcd::snapshot(&ep, &auth, file).await {
-                Ok(sum) => return Ok(sum),
+        for ep in &endpoints {
+            let r = tokio::time::timeout(
+                self.opts.gate_timeout,
+                crate::etcd::snapshot(ep, &auth, file),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Etcd(format!(
+                    "snapshot from {ep}: not finished within {}s",
+                    self.opts.gate_timeout.as_secs()
+                )))
+            });
+            match r {
+                Ok(sum) => {
+                    snapshots::verify(file, None)?;
+                    return Ok(sum);
+                }
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| Error::Spec("no etcd endpoint".into())))
+        Err(last.unwrap_or_else(|| Error::Spec("spec.controlPlane is empty".into())))
     }
 
-    async fn stop_etcd(&self) -> Result<Vec<UnitId>, Error> {
+    /// Fails with [`Error::NotUp`] unless some unit whose name starts with one of `prefixes`
+    /// exists.
+    async fn require_up(&self, prefixes: &[&str]) -> Result<Vec<frankenetes_compute::Unit>, Error> {
         let units = self
-            .backend
+            .platform
+            .backend()
             .list(&self.tag)
             .await
-            .map_err(|source| Error::Backend {
-                phase: Phase::Etcd,
-                source,
-            })?;
-        let mut ids = Vec::new();
-        for u in units {
-            self.backend
-                .stop(&u.id)
-                .await
-                .map_err(|source| Error::Backend {
-                    phase: Phase::Etcd,
-                    source,
-                })?;
-            ids.push(u.id);
+            .map_err(backend(Phase::Status))?;
+        if !units
+            .iter()
+            .any(|u| prefixes.iter().any(|p| u.name.starts_with(p)))
+        {
+            return Err(Error::NotUp {
+                cluster: self.spec.name.as_str().to_owned(),
+                backend: self.platform.name().to_owned(),
+                hint: "run `frankenetes up` first".into(),
+            });
         }
-        Ok(ids)
+        Ok(units)
     }
 
-    /// Rebuilds every member from a verified snapshot: units stopped, data directories moved
-    /// aside (`etcd.replaced-<time>`), each member restored with its own name and peer URL,
-    /// units started, health awaited.
+    /// Rebuilds every etcd member from `file` (verified first: checksum and etcd's own
+    /// integrity check): units stopped, old data moved aside, members restored with their
+    /// names and peer URLs, units started again behind the health gates.
     pub async fn restore(&self, file: &Path) -> Result<(), Error> {
-        etcd::verify_snapshot(file)?;
-        let (etcd_bin, spec) = self.local_spec()?;
-        let ids = self.stop_etcd().await?;
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        for node in &spec.control_plane {
-            let data = self.data_dir(node);
-            if data.exists() {
-                let aside = data.with_file_name(format!("etcd.replaced-{stamp}"));
-                std::fs::rename(&data, &aside).map_err(|source| Error::Io {
-                    path: data.clone(),
-                    source,
-                })?;
-            }
-            restore_member(&etcd_bin, &spec, node, file, &data)?;
-        }
-        if ids.is_empty() {
+        let _lock = self.lock("restore")?;
+        self.platform
+            .supports(Operation::Restore)
+            .map_err(backend(Phase::Restore))?;
+        snapshots::verify(file, None)?;
+        let prepared = self.prepare(true)?;
+        let w = &prepared.workload;
+        let stopped = self.stop_all(w, None, false).await?;
+        let on = self.on_progress(Phase::Restore);
+        self.platform
+            .restore(w, file, &[], &on)
+            .await
+            .map_err(backend(Phase::Restore))?;
+        if stopped.is_empty() {
             return Ok(());
         }
-        for id in &ids {
-            self.backend
-                .start(id)
-                .await
-                .map_err(|source| Error::Backend {
-                    phase: Phase::Etcd,
-                    source,
-                })?;
-        }
-        self.gate(Phase::EtcdHealthy, || self.etcd_problem()).await
+        self.start_all(w).await
     }
 
-    /// Snapshot (into `snapshots/pause-<time>.db`), then stop every unit, keeping data.
-    pub async fn pause(&self) -> Result<PathBuf, Error> {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let file = self
-            .opts
-            .dir
-            .join("snapshots")
-            .join(format!("pause-{stamp}.db"));
-        self.snapshot(&file).await?;
-        self.stop_etcd().await?;
-        Ok(file)
-    }
-
-    /// Starts every unit again; a member whose data is missing is first restored from the
-    /// newest verified snapshot in `snapshots/`.
-    pub async fn resume(&self) -> Result<(), Error> {
-        let (etcd_bin, spec) = self.local_spec()?;
-        let missing: Vec<&NodeSpec> = spec
-            .control_plane
-            .iter()
-            .filter(|n| !self.data_dir(n).join("member").exists())
-            .collect();
-        if !missing.is_empty() {
-            let newest = self.newest_snapshot()?;
-            self.emit(Event::Info(format!(
-                "restoring {} from {}",
-                missing
-                    .iter()
-                    .map(|n| n.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                newest.display()
-            )));
-            if missing.len() == spec.control_plane.len() {
-                for n in &missing {
-                    restore_member(&etcd_bin, &spec, n, &newest, &self.data_dir(n))?;
-                }
-            } else {
-                return Err(Error::Snapshot(format!(
-                    "{} lost their data while others kept it; restore the whole cluster with `frankenetes restore {}`",
-                    missing
-                        .iter()
-                        .map(|n| n.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    newest.display()
-                )));
-            }
-        }
+    /// Stops every unit, last wave first; before the first wave (etcd) stops, takes a
+    /// snapshot to `snapshot` when given. Returns the units stopped.
+    async fn stop_all(
+        &self,
+        w: &frankenetes_compute::Workload,
+        snapshot: Option<&Path>,
+        pausing: bool,
+    ) -> Result<Vec<String>, Error> {
         let units = self
-            .backend
+            .platform
+            .backend()
             .list(&self.tag)
             .await
-            .map_err(|source| Error::Backend {
-                phase: Phase::Etcd,
-                source,
-            })?;
-        for u in units {
-            self.backend
-                .start(&u.id)
-                .await
-                .map_err(|source| Error::Backend {
-                    phase: Phase::Etcd,
-                    source,
-                })?;
-        }
-        self.gate(Phase::EtcdHealthy, || self.etcd_problem()).await
-    }
-
-    fn newest_snapshot(&self) -> Result<PathBuf, Error> {
-        let dir = self.opts.dir.join("snapshots");
-        let mut snaps: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&dir)
-            .map_err(|source| Error::Io {
-                path: dir.clone(),
-                source,
-            })?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "db"))
-            .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-            .collect();
-        snaps.sort();
-        while let Some((_, p)) = snaps.pop() {
-            if etcd::verify_snapshot(&p).is_ok() {
-                return Ok(p);
+            .map_err(backend(Phase::Stop))?;
+        let waves = self.platform.waves(w).map_err(backend(Phase::Stop))?;
+        let mut stopped = Vec::new();
+        let wave_of = |name: &str| {
+            waves
+                .iter()
+                .position(|wv| wv.units.iter().any(|u| u.name == name))
+                .unwrap_or(usize::MAX)
+        };
+        let mut ordered: Vec<_> = units.iter().collect();
+        ordered.sort_by_key(|u| std::cmp::Reverse(wave_of(&u.name)));
+        let mut snapshot_taken = false;
+        for u in ordered {
+            if wave_of(&u.name) == 0 && !snapshot_taken {
+                snapshot_taken = true;
+                if let Some(file) = snapshot {
+                    self.emit(Event::Started(Phase::Snapshot));
+                    let t = Instant::now();
+                    self.snapshot_to(file).await?;
+                    self.emit(Event::Done(Phase::Snapshot, t.elapsed()));
+                }
+                if pausing {
+                    let on = self.on_progress(Phase::Snapshot);
+                    self.platform
+                        .before_pause(w, &on)
+                        .await
+                        .map_err(backend(Phase::Snapshot))?;
+                }
+            }
+            if u.state == UnitState::Stopped {
+                continue;
+            }
+            match self.platform.backend().stop(&u.id).await {
+                Ok(()) => stopped.push(u.name.clone()),
+                Err(e) if e.kind == frankenetes_compute::BackendErrorKind::NotFound => {}
+                Err(e) => return Err(backend(Phase::Stop)(e)),
             }
         }
-        Err(Error::Snapshot(format!(
-            "no verified snapshot in {}",
-            dir.display()
-        )))
+        Ok(stopped)
     }
 
-    /// The cluster's tag.
-    pub fn tag(&self) -> &ClusterTag {
-        &self.tag
+    /// Starts every wave again in order, each behind its gate.
+    async fn start_all(&self, w: &frankenetes_compute::Workload) -> Result<(), Error> {
+        let mut report = UpReport::default();
+        for wave in self.platform.waves(w).map_err(backend(Phase::Units))? {
+            self.start_wave(&wave, &mut report).await?;
+        }
+        Ok(())
     }
 
-    /// The etcd client endpoints and the healthcheck credentials (for tools and tests).
-    pub fn etcd_access(&self) -> Result<(Vec<String>, EtcdAuth), Error> {
-        Ok((self.spec.etcd_endpoints(), self.auth()?))
+    /// Stops every unit, keeping its data: the writers first, then — after a verified
+    /// snapshot into `snapshots/pause-<time>.db` (0600) when etcd can be reached from here —
+    /// etcd. A second `pause` finds nothing running and says so.
+    pub async fn pause(&self) -> Result<PauseReport, Error> {
+        let _lock = self.lock("pause")?;
+        self.platform
+            .supports(Operation::PauseResume)
+            .map_err(backend(Phase::Stop))?;
+        let units = self.require_up(&[""]).await?;
+        if units.iter().all(|u| u.state == UnitState::Stopped) {
+            return Ok(PauseReport {
+                already_paused: true,
+                ..Default::default()
+            });
+        }
+        let prepared = self.prepare(true)?;
+        let etcd_running = units
+            .iter()
+            .any(|u| u.name.starts_with("etcd-") && u.state == UnitState::Running);
+        let file = (self.platform.reachable()
+            && etcd_running
+            && self.platform.supports(Operation::Snapshot).is_ok())
+        .then(|| {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            self.snapshot_dir().join(format!("pause-{stamp}.db"))
+        });
+        if file.is_some() {
+            frankenetes_bundle::fs::ensure_private_dir(&self.snapshot_dir())?;
+        }
+        let stopped = self
+            .stop_all(&prepared.workload, file.as_deref(), true)
+            .await?;
+        Ok(PauseReport {
+            snapshot: file,
+            stopped,
+            already_paused: false,
+        })
     }
 
-    /// A unit error as this crate's error.
-    pub fn backend_error(phase: Phase, source: BackendError) -> Error {
-        Error::Backend { phase, source }
+    /// Starts every unit again in `up`'s order behind the gates. When every member's data is
+    /// gone, the newest verified snapshot is restored first — never an older one unless
+    /// `opts.allow_older_snapshot` (and then the choice is reported).
+    pub async fn resume(&self, opts: ResumeOptions) -> Result<(), Error> {
+        let _lock = self.lock("resume")?;
+        self.platform
+            .supports(Operation::PauseResume)
+            .map_err(backend(Phase::Units))?;
+        self.require_up(&[""]).await?;
+        let prepared = self.prepare(true)?;
+        let w = &prepared.workload;
+        let missing = self
+            .platform
+            .members_without_data(w)
+            .map_err(backend(Phase::Restore))?;
+        let members = self.spec.control_plane.len();
+        if !missing.is_empty() && missing.len() < members {
+            return Err(Error::Spec(format!(
+                "{} lost their etcd data while the other members kept theirs: restore the whole \
+                 cluster from a snapshot with `frankenetes restore FILE` (snapshots are in {})",
+                missing.join(", "),
+                self.snapshot_dir().display()
+            )));
+        }
+        if !missing.is_empty() {
+            let (file, warning) =
+                snapshots::choose(&self.snapshot_dir(), opts.allow_older_snapshot, None)?;
+            if let Some(text) = warning {
+                self.emit(Event::Warning(text));
+            }
+            self.emit(Event::Info(format!(
+                "restoring {} from {}",
+                missing.join(", "),
+                file.display()
+            )));
+            let on = self.on_progress(Phase::Restore);
+            self.platform
+                .restore(w, &file, &missing, &on)
+                .await
+                .map_err(backend(Phase::Restore))?;
+        }
+        self.start_all(w).await
     }
-}
-
-/// `etcdctl snapshot restore` (3.4) or `etcdutl snapshot restore` (3.5+) for one member.
-fn restore_member(
-    etcd_bin: &Path,
-    spec: &ClusterSpec,
-    node: &NodeSpec,
-    file: &Path,
-    data: &Path,
-) -> Result<(), Error> {
-    let version = spec.etcd.version.unwrap_or(EtcdVersion::new(3, 4, 0));
-    let dir = etcd_bin.parent().map(Path::to_path_buf);
-    let (tool, api) = if version >= EtcdVersion::new(3, 5, 0) {
-        ("etcdutl", false)
-    } else {
-        ("etcdctl", true)
-    };
-    let bin = find_binary(tool, dir.as_deref()).ok_or_else(|| Error::MissingBinary {
-        binary: tool.into(),
-        where_: " in PATH".into(),
-        hint: "install it (Debian: apt-get install etcd-client)".into(),
-    })?;
-    if let Some(parent) = data.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| Error::Io {
-            path: parent.to_owned(),
-            source,
-        })?;
-    }
-    let mut cmd = std::process::Command::new(&bin);
-    if api {
-        cmd.env("ETCDCTL_API", "3");
-    }
-    let out = cmd
-        .arg("snapshot")
-        .arg("restore")
-        .arg(file)
-        .arg(format!("--name={}", node.name))
-        .arg(format!("--initial-cluster={}", spec.etcd_initial_cluster()))
-        .arg(format!("--initial-cluster-token={}", spec.name))
-        .arg(format!(
-            "--initial-advertise-peer-urls={}",
-            spec.etcd_peer_url(node)
-        ))
-        .arg(format!("--data-dir={}", data.display()))
-        .output()
-        .map_err(|source| Error::Io {
-            path: bin.clone(),
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(Error::Snapshot(format!(
-            "{} restore for {}: {}",
-            tool,
-            node.name,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    let _ = std::fs::set_permissions(data, std::os::unix::fs::PermissionsExt::from_mode(0o700));
-    Ok(())
 }

@@ -140,12 +140,25 @@ pub async fn snapshot(endpoint: &str, auth: &EtcdAuth, file: &Path) -> Result<St
             source,
         })?;
     }
-    let mut out = tokio::fs::File::create(&tmp)
-        .await
-        .map_err(|source| Error::Io {
-            path: tmp.clone(),
-            source,
-        })?;
+    // The whole database: readable by its owner only, from the first byte.
+    let std_file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|f| {
+                f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+                Ok(f)
+            })
+            .map_err(|source| Error::Io {
+                path: tmp.clone(),
+                source,
+            })?
+    };
+    let mut out = tokio::fs::File::from_std(std_file);
     let mut hash = Sha256::new();
     let mut total = 0u64;
     let mut finished = false;
@@ -191,29 +204,6 @@ pub async fn snapshot(endpoint: &str, auth: &EtcdAuth, file: &Path) -> Result<St
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let sum = PathBuf::from(format!("{}.sha256", file.display()));
-    frankenetes_bundle::fs::write_atomic(&sum, format!("{digest}  {name}\n").as_bytes(), 0o644)
-        .map_err(|e| Error::Etcd(e.to_string()))?;
-    Ok(digest)
-}
-
-/// Checks a snapshot against its `.sha256` file.
-pub fn verify_snapshot(file: &Path) -> Result<String, Error> {
-    let bytes = read(file)?;
-    let digest: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let sum_path = PathBuf::from(format!("{}.sha256", file.display()));
-    let want = std::fs::read_to_string(&sum_path).map_err(|source| Error::Io {
-        path: sum_path.clone(),
-        source,
-    })?;
-    if want.split_whitespace().next() != Some(digest.as_str()) {
-        return Err(Error::Snapshot(format!(
-            "{}: checksum does not match {}",
-            file.display(),
-            sum_path.display()
-        )));
-    }
+    frankenetes_bundle::fs::write_atomic(&sum, format!("{digest}  {name}\n").as_bytes(), 0o600)?;
     Ok(digest)
 }

@@ -592,7 +592,9 @@ impl Drop for Guard {
 /// a second `up` converges, and tokens are created, listed and deleted.
 #[tokio::test(flavor = "multi_thread")]
 async fn real_binaries_get_the_day_one_objects() {
-    use frankenetes_bootstrap::{Cluster, LocalBackend, Options, Phase};
+    use frankenetes_bootstrap::{
+        Cluster, DownOptions, LocalBackend, LocalPlatform, Options, Phase,
+    };
     use k8s_openapi::api::core::v1::{ConfigMap, Node};
     let Some(bin) = std::env::var_os("FRANKENETES_BIN_DIR") else {
         eprintln!(
@@ -603,12 +605,10 @@ async fn real_binaries_get_the_day_one_objects() {
     let yaml = "apiVersion: frankenetes.dev/v1alpha1\nkind: Cluster\nmetadata: {name: dayone}\nspec:\n  kubernetesVersion: v1.35.0\n  controlPlane:\n    - {name: control-01, ip: 127.0.0.121}\n";
     let spec = ClusterSpec::from_yaml(yaml).unwrap().spec;
     let dir = tempfile::tempdir().unwrap();
-    let opts = Options::new(dir.path())
-        .bin_dir(Some(bin.into()))
-        .gate_timeout(Duration::from_secs(180));
+    let opts = Options::new(dir.path()).gate_timeout(Duration::from_secs(180));
     let c = Cluster::new(
         spec.clone(),
-        LocalBackend::new(dir.path().join("run")),
+        LocalPlatform::new(dir.path()).bin_dir(Some(bin.into())),
         opts,
     );
     let _guard = Guard(LocalBackend::new(dir.path().join("run")));
@@ -647,5 +647,5 @@ async fn real_binaries_get_the_day_one_objects() {
             .any(|i| i.id == t.id())
     );
     assert!(dayone::delete_token(&admin, t.id()).await.unwrap());
-    c.down().await.unwrap();
+    c.down(DownOptions::default()).await.unwrap();
 }

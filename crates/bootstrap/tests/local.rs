@@ -7,7 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use frankenetes_bootstrap::local::process_alive;
-use frankenetes_bootstrap::{Cluster, LocalBackend, Options, etcd};
+use frankenetes_bootstrap::{
+    Cluster, DownOptions, LocalBackend, LocalPlatform, Options, ResumeOptions, etcd,
+};
 use frankenetes_compute::{ClusterTag, ContainerSpec, UnitSpec};
 use frankenetes_spec::ClusterSpec;
 
@@ -40,18 +42,26 @@ fn spec(name: &str, base: u8) -> ClusterSpec {
     ClusterSpec::from_yaml(&yaml).unwrap().spec
 }
 
-fn cluster(name: &str, base: u8, dir: &Path) -> (Cluster<LocalBackend>, Guard) {
+fn cluster(name: &str, base: u8, dir: &Path) -> (Cluster<LocalPlatform>, Guard) {
     require("etcd", "etcd-server");
     require("etcdctl", "etcd-client");
-    let opts = Options::new(dir)
-        .bin_dir(Some(dir.join("no-kube-binaries")))
-        .gate_timeout(Duration::from_secs(60));
+    let opts = Options::new(dir).gate_timeout(Duration::from_secs(60));
     // Kubernetes binaries are looked up in PATH too; keep this test about the etcd tier.
-    let c = Cluster::new(spec(name, base), LocalBackend::new(dir.join("run")), opts);
+    let platform = LocalPlatform::new(dir).bin_dir(Some(dir.join("no-kube-binaries")));
+    let c = Cluster::new(spec(name, base), platform, opts);
     (c, Guard(LocalBackend::new(dir.join("run"))))
 }
 
-async fn client(c: &Cluster<LocalBackend>) -> etcd_client::Client {
+async fn etcd_healthy(c: &Cluster<LocalPlatform>) -> bool {
+    let s = c.status().await.unwrap();
+    s.rows
+        .iter()
+        .filter(|r| r.name.starts_with("etcd-"))
+        .all(|r| matches!(r.health, frankenetes_bootstrap::Health::Healthy(_)))
+        && s.rows.iter().any(|r| r.name.starts_with("etcd-"))
+}
+
+async fn client(c: &Cluster<LocalPlatform>) -> etcd_client::Client {
     let (eps, auth) = c.etcd_access().unwrap();
     etcd::connect(&eps, &auth, Duration::from_secs(5))
         .await
@@ -110,8 +120,13 @@ async fn up_write_down_up_read_back() {
     let dir = tempfile::tempdir().unwrap();
     let (c, _guard) = cluster("updown", 51, dir.path());
     let report = c.up().await.unwrap();
-    assert!(report.missing_binaries.len() == 3, "{report:?}");
-    assert!(c.status().await.unwrap().etcd_healthy);
+    assert!(
+        report.warnings.iter().any(
+            |w| w.contains("kube-apiserver, kube-controller-manager, kube-scheduler not found")
+        ),
+        "{report:?}"
+    );
+    assert!(etcd_healthy(&c).await);
     let mut kv = client(&c).await;
     for i in 0..1000 {
         kv.put(format!("/test/{i:04}"), format!("value-{i}"), None)
@@ -128,13 +143,27 @@ async fn up_write_down_up_read_back() {
     );
 
     let running = pids(dir.path());
-    let removed = c.down().await.unwrap();
-    assert_eq!(removed.len(), 3, "{removed:?}");
+    let preview = c.down(DownOptions::default().dry_run(true)).await.unwrap();
+    assert_eq!(preview.found.len(), 3, "{preview:?}");
+    assert!(
+        running.iter().all(|p| process_alive(*p)),
+        "a dry run stops nothing"
+    );
+    let removed = c.down(DownOptions::default()).await.unwrap();
+    assert_eq!(removed.found.len(), 3, "{removed:?}");
+    assert!(removed.left.is_empty(), "{removed:?}");
     assert!(
         running.iter().all(|p| !process_alive(*p)),
         "processes left after down"
     );
-    assert!(c.down().await.unwrap().is_empty(), "down twice is fine");
+    assert!(
+        c.down(DownOptions::default())
+            .await
+            .unwrap()
+            .found
+            .is_empty(),
+        "down twice is fine"
+    );
     for port in ["127.0.0.51:2379", "127.0.0.52:2380", "127.0.0.53:2381"] {
         assert!(
             std::net::TcpListener::bind(port).is_ok(),
@@ -150,7 +179,7 @@ async fn up_write_down_up_read_back() {
         .unwrap();
     assert_eq!(got.kvs().len(), 1000);
     assert_eq!(got.kvs()[999].value_str().unwrap(), "value-999");
-    c.down().await.unwrap();
+    c.down(DownOptions::default()).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -196,7 +225,7 @@ async fn a_killed_member_loses_no_acknowledged_write_and_rejoins() {
     // The supervisor restarts the member; it rejoins and the cluster is healthy again.
     let mut healthy = false;
     for _ in 0..150 {
-        if c.status().await.unwrap().etcd_healthy {
+        if etcd_healthy(&c).await {
             healthy = true;
             break;
         }
@@ -236,7 +265,7 @@ async fn a_killed_member_loses_no_acknowledged_write_and_rejoins() {
     for k in &acked {
         assert!(keys.contains(k), "acknowledged {k} lost");
     }
-    c.down().await.unwrap();
+    c.down(DownOptions::default()).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -259,7 +288,7 @@ async fn snapshot_wipe_restore_and_pause_resume() {
 
     // Writes after the snapshot are gone after a restore; the snapshot's are back.
     kv.put("/after", "x", None).await.unwrap();
-    c.down().await.unwrap();
+    c.down(DownOptions::default()).await.unwrap();
     std::fs::remove_dir_all(dir.path().join("data")).unwrap();
     c.restore(&file).await.unwrap();
     c.up().await.unwrap();
@@ -277,21 +306,22 @@ async fn snapshot_wipe_restore_and_pause_resume() {
     std::fs::write(&file, bytes).unwrap();
     assert!(c.restore(&file).await.is_err());
     assert!(
-        c.status().await.unwrap().etcd_healthy,
+        etcd_healthy(&c).await,
         "a refused restore leaves the cluster running"
     );
 
     // Pause: snapshot, then every process stopped; resume after losing every data dir.
     kv.put("/paused", "yes", None).await.unwrap();
     let running = pids(dir.path());
-    let snap = c.pause().await.unwrap();
+    let paused = c.pause().await.unwrap();
+    let snap = paused.snapshot.clone().unwrap();
     assert!(snap.exists());
     assert!(
         running.iter().all(|p| !process_alive(*p)),
         "pause leaves no process"
     );
     std::fs::remove_dir_all(dir.path().join("data")).unwrap();
-    c.resume().await.unwrap();
+    c.resume(ResumeOptions::default()).await.unwrap();
     let mut kv = client(&c).await;
     assert_eq!(
         kv.get("/paused", None).await.unwrap().kvs()[0]
@@ -299,7 +329,7 @@ async fn snapshot_wipe_restore_and_pause_resume() {
             .unwrap(),
         "yes"
     );
-    c.down().await.unwrap();
+    c.down(DownOptions::default()).await.unwrap();
 }
 
 /// Opt-in: with `FRANKENETES_BIN_DIR` pointing at kube-apiserver, kube-controller-manager and
@@ -315,22 +345,23 @@ async fn real_binaries_bring_up_the_apiserver_tier() {
     };
     let dir = tempfile::tempdir().unwrap();
     require("etcd", "etcd-server");
-    let opts = Options::new(dir.path())
-        .bin_dir(Some(bin.into()))
-        .gate_timeout(Duration::from_secs(180));
+    let opts = Options::new(dir.path()).gate_timeout(Duration::from_secs(180));
     let c = Cluster::new(
         spec("apitier", 101),
-        LocalBackend::new(dir.path().join("run")),
+        LocalPlatform::new(dir.path()).bin_dir(Some(bin.into())),
         opts,
     );
     let _guard = Guard(LocalBackend::new(dir.path().join("run")));
     let report = c.up().await.unwrap();
-    assert!(report.missing_binaries.is_empty(), "{report:?}");
-    assert_eq!(
-        report.phases.last(),
-        Some(&frankenetes_bootstrap::Phase::Leases),
+    assert!(report.warnings.is_empty(), "{report:?}");
+    assert!(
+        report
+            .phases
+            .contains(&frankenetes_bootstrap::Phase::Leases),
         "{report:?}"
     );
-    assert_eq!(c.status().await.unwrap().components.len(), 12);
-    c.down().await.unwrap();
+    let status = c.status().await.unwrap();
+    assert_eq!(status.rows.len(), 12, "{}", status.table());
+    assert!(status.is_healthy(), "{}", status.table());
+    c.down(DownOptions::default()).await.unwrap();
 }

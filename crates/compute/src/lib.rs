@@ -553,8 +553,8 @@ impl BackendError {
 }
 
 pub use platform::{
-    ComponentSpec, FileSpec, Gate, NodeRole, NodeWork, OnProgress, Operation, Outputs, Platform,
-    PlatformPlan, Progress, Resource, Wave, Workload,
+    ComponentSpec, FileSpec, Gate, NodeRole, NodeWork, OnProgress, Operation, Outputs, Placement,
+    Platform, PlatformPlan, Progress, Resource, Wave, Workload,
 };
 
 /// A place units run: local processes, EC2, ACI, or your own.

@@ -152,14 +152,25 @@ impl NodeWork {
 pub struct Workload {
     /// The tag every resource carries.
     pub tag: ClusterTag,
+    /// The Kubernetes release the components are (`v1.35.0`): binaries a platform runs
+    /// itself must be this one.
+    pub kubernetes_version: String,
     /// Every node (control planes first, then workers, then the gateway if any).
     pub nodes: Vec<NodeWork>,
 }
 
 impl Workload {
     /// A workload of `nodes`.
-    pub fn new(tag: ClusterTag, nodes: Vec<NodeWork>) -> Self {
-        Self { tag, nodes }
+    pub fn new(
+        tag: ClusterTag,
+        kubernetes_version: impl Into<String>,
+        nodes: Vec<NodeWork>,
+    ) -> Self {
+        Self {
+            tag,
+            kubernetes_version: kubernetes_version.into(),
+            nodes,
+        }
     }
 
     /// The nodes of a role, in order.
@@ -409,6 +420,14 @@ pub trait Platform: Send + Sync {
 
     /// The units, in the waves they start in.
     fn waves(&self, workload: &Workload) -> Result<Vec<Wave>, BackendError>;
+
+    /// Checks the cluster's shape before anything is made or written: offline, on a
+    /// workload whose nodes have names, roles and addresses but no files, components or
+    /// configs yet (an address this platform cannot use, a binary of the wrong release).
+    /// A failure here is the user's to fix ([`BackendErrorKind::Invalid`]).
+    fn validate(&self, _skeleton: &Workload) -> Result<(), BackendError> {
+        Ok(())
+    }
 
     /// Checks what can be checked before anything is created (read-only calls allowed: an
     /// image that exists, a port that is free); `up` creates nothing when this fails.

@@ -117,6 +117,21 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether the user must change what they gave (the spec): the CLI exits 2 for these.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Error::UnsupportedVersion { .. }
+            | Error::NoInventory { .. }
+            | Error::UnknownFlag { .. }
+            | Error::Invalid { .. } => true,
+            Error::Bundle(frankenetes_bundle::Error::Invalid { .. }) => true,
+            Error::Pki(e) => e.is_bad_input(),
+            _ => false,
+        }
+    }
+}
+
 /// Everything `render` makes: a bundle per node and the operator's files.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

@@ -257,6 +257,22 @@ pub fn render_with(
     })
 }
 
+impl Error {
+    /// Whether the user must change what they gave (the spec, a peer's name): the CLI exits 2
+    /// for these.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Error::NoGateway
+                | Error::Spec { .. }
+                | Error::TunnelExhausted { .. }
+                | Error::AddressTaken { .. }
+                | Error::PeerName { .. }
+                | Error::UnknownPeer { .. }
+        )
+    }
+}
+
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -183,3 +183,14 @@ pub enum Error {
     #[error("unsupported: {0}")]
     Unsupported(String),
 }
+
+impl Error {
+    /// Whether the user must change what they gave (a name, a setting, the spec): the CLI
+    /// exits 2 for these, 1 for the rest.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Error::UnknownName { .. } | Error::Unsupported(_) | Error::Encryption { .. }
+        )
+    }
+}

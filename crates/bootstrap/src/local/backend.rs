@@ -24,7 +24,14 @@ use serde::{Deserialize, Serialize};
 const SUPERVISOR: &str = r#"#!/bin/sh
 # Written by frankenetes: runs a command and restarts it with backoff (1s doubling to 30s,
 # reset after 30s of uptime) when it exits. Stopped by signalling its process group.
+# The log is rotated by size (copy to <log>.1, then truncate: the command appends, so it
+# goes on writing at the new end): at most FRANKENETES_LOG_MAX bytes (10 MiB) twice.
 log="$1"; pidfile="$2"; shift 2
+max="${FRANKENETES_LOG_MAX:-10485760}"; every="${FRANKENETES_LOG_CHECK:-10}"
+( while sleep "$every"; do
+    size=$(wc -c <"$log" 2>/dev/null || echo 0)
+    if [ "$size" -gt "$max" ]; then cp "$log" "$log.1" && : >"$log"; fi
+  done ) </dev/null >/dev/null 2>&1 &
 delay=1
 child=
 trap 'kill -TERM "$child" 2>/dev/null; wait "$child" 2>/dev/null; exit 0' TERM INT HUP
@@ -74,13 +81,7 @@ fn io(what: &str, p: &Path, e: &std::io::Error) -> BackendError {
 
 /// Whether a process exists and is not a zombie.
 pub fn process_alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z"),
-        Err(_) => false,
-    }
+    frankenetes_bundle::fs::process_alive(pid)
 }
 
 impl LocalBackend {
@@ -111,7 +112,7 @@ impl LocalBackend {
         let p = self.unit_dir(&r.name).join("unit.json");
         let bytes = serde_json::to_vec_pretty(r)
             .map_err(|e| err(BackendErrorKind::Other, e.to_string()))?;
-        frankenetes_bundle::fs::write_atomic(&p, &bytes, 0o644)
+        frankenetes_bundle::fs::write_atomic(&p, &bytes, 0o600)
             .map_err(|e| err(BackendErrorKind::Other, e.to_string()))
     }
 

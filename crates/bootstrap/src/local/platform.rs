@@ -1,0 +1,469 @@
+//! The local platform: a cluster as supervised processes on this machine.
+
+use std::path::{Path, PathBuf};
+
+use frankenetes_compute::{
+    BackendError, BackendErrorKind, ClusterTag, ComponentSpec, ComputeBackend, ContainerSpec, Gate,
+    NodeRole, OnProgress, Operation, Placement, Platform, PlatformPlan, Progress, Resource,
+    UnitSpec, UnitState, Wave, Workload,
+};
+
+use super::LocalBackend;
+use super::preflight::{is_local_address, port_free, port_holder};
+
+/// The Kubernetes binaries the control plane runs besides etcd.
+const KUBE_BINARIES: [&str; 3] = [
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+];
+
+/// etcd's metrics port (kubeadm's), which it also listens on.
+const ETCD_METRICS: u16 = frankenetes_spec::ports::ETCD_METRICS;
+
+/// A cluster as supervised processes on this machine: every node on its own address
+/// (127.0.0.11, .12, .13 …), files read from the node overlays in the cluster directory,
+/// etcd's data in `<dir>/data/<node>/etcd`, units in `<dir>/run`.
+#[derive(Debug)]
+pub struct LocalPlatform {
+    backend: LocalBackend,
+    bin_dir: Option<PathBuf>,
+}
+
+fn invalid(m: impl Into<String>) -> BackendError {
+    BackendError::new(BackendErrorKind::Invalid, m)
+}
+
+/// An executable named `name` in `dir`, else in PATH.
+pub(crate) fn find_binary(name: &str, dir: Option<&Path>) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    dir.map(Path::to_path_buf)
+        .into_iter()
+        .chain(std::env::split_paths(&path))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// This machine's architecture as Kubernetes release paths name it.
+pub(crate) fn release_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// `--flag=value` of a command line.
+fn flag<'a>(command: &'a [String], name: &str) -> Option<&'a str> {
+    let prefix = format!("--{name}=");
+    command.iter().find_map(|a| a.strip_prefix(&prefix))
+}
+
+impl LocalPlatform {
+    /// A platform keeping its units under `<dir>/run` (`dir` is the cluster directory).
+    pub fn new(dir: impl AsRef<Path>) -> Self {
+        Self {
+            backend: LocalBackend::new(dir.as_ref().join("run")),
+            bin_dir: None,
+        }
+    }
+
+    /// Looks for the Kubernetes binaries in `dir` first.
+    #[must_use]
+    pub fn bin_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.bin_dir = dir;
+        self
+    }
+
+    /// The process backend (PIDs, logs).
+    pub fn local_backend(&self) -> &LocalBackend {
+        &self.backend
+    }
+
+    fn etcd_binary(&self) -> Result<PathBuf, BackendError> {
+        find_binary("etcd", self.bin_dir.as_deref()).ok_or_else(|| {
+            invalid(
+                "`etcd` was not found in PATH: install it (Debian: apt-get install etcd-server etcd-client)",
+            )
+        })
+    }
+
+    /// Each Kubernetes binary, found or not.
+    fn kube_binaries(&self) -> Vec<(&'static str, Option<PathBuf>)> {
+        KUBE_BINARIES
+            .into_iter()
+            .map(|b| (b, find_binary(b, self.bin_dir.as_deref())))
+            .collect()
+    }
+
+    fn missing_binaries(&self) -> Vec<&'static str> {
+        self.kube_binaries()
+            .into_iter()
+            .filter(|(_, p)| p.is_none())
+            .map(|(b, _)| b)
+            .collect()
+    }
+
+    fn binary(&self, name: &str) -> Result<PathBuf, BackendError> {
+        if name == "etcd" {
+            return self.etcd_binary();
+        }
+        find_binary(name, self.bin_dir.as_deref())
+            .ok_or_else(|| invalid(format!("`{name}` was not found in --bin-dir or PATH")))
+    }
+
+    /// The unit running `component` of `node`: its command with the binary's full path.
+    fn unit(
+        &self,
+        tag: &ClusterTag,
+        node: &str,
+        c: &ComponentSpec,
+    ) -> Result<UnitSpec, BackendError> {
+        let mut command = c.command.clone();
+        if let Some(first) = command.first_mut() {
+            *first = self.binary(&c.name)?.display().to_string();
+        }
+        Ok(UnitSpec::container_group(
+            format!("{}-{node}", c.name),
+            tag.clone(),
+            vec![ContainerSpec::new(c.name.clone(), "", command)],
+        ))
+    }
+
+    /// The warning `plan` and `up` show when the apiserver tier cannot run.
+    fn missing_warning(&self, version: &str) -> Option<String> {
+        let missing = self.missing_binaries();
+        (!missing.is_empty()).then(|| {
+            format!(
+                "{} not found in {}PATH: the etcd tier comes up alone; for the apiserver tier run \
+                 `frankenetes fetch` (or download them from https://dl.k8s.io/release/{version}/bin/linux/{}/ \
+                 and check them against the .sha256 files there) and pass --bin-dir DIR",
+                missing.join(", "),
+                self.bin_dir
+                    .as_deref()
+                    .map(|d| format!("{} or ", d.display()))
+                    .unwrap_or_default(),
+                release_arch()
+            )
+        })
+    }
+
+    /// Checks that a Kubernetes binary is the release the spec names.
+    fn check_version(&self, name: &str, path: &Path, want: &str) -> Result<(), BackendError> {
+        let out = std::process::Command::new(path)
+            .arg("--version")
+            .output()
+            .map_err(|e| invalid(format!("cannot run {} --version: {e}", path.display())))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let got = text
+            .split_whitespace()
+            .find(|w| w.starts_with('v') && w[1..].starts_with(|c: char| c.is_ascii_digit()))
+            .unwrap_or("")
+            .to_owned();
+        if got != want {
+            return Err(invalid(format!(
+                "{} is {} but spec.kubernetesVersion is {want}: use binaries of {want} \
+                 (`frankenetes fetch`, or --bin-dir pointing at them), or change the spec",
+                path.display(),
+                if got.is_empty() {
+                    format!(
+                        "of an unknown version ({name} --version said {:?})",
+                        text.trim()
+                    )
+                } else {
+                    got
+                }
+            )));
+        }
+        Ok(())
+    }
+
+    async fn running_units(&self, tag: &ClusterTag) -> Result<Vec<String>, BackendError> {
+        Ok(self
+            .backend
+            .list(tag)
+            .await?
+            .into_iter()
+            .filter(|u| u.state == UnitState::Running)
+            .map(|u| u.name)
+            .collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl Platform for LocalPlatform {
+    fn backend(&self) -> &dyn ComputeBackend {
+        &self.backend
+    }
+
+    fn reachable(&self) -> bool {
+        true
+    }
+
+    fn placement(&self) -> Placement {
+        Placement::Host
+    }
+
+    fn etcd_version(&self) -> Result<Option<String>, BackendError> {
+        let etcd = self.etcd_binary()?;
+        let out = std::process::Command::new(&etcd)
+            .arg("--version")
+            .output()
+            .map_err(|e| invalid(format!("cannot run {} --version: {e}", etcd.display())))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.strip_prefix("etcd Version: "))
+            .map(|v| Some(v.trim().to_owned()))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "cannot read the version of {}: {}",
+                    etcd.display(),
+                    text.trim()
+                ))
+            })
+    }
+
+    fn plan(&self, w: &Workload) -> Result<PlatformPlan, BackendError> {
+        let mut plan = PlatformPlan::default();
+        for wave in self.waves(w)? {
+            for u in wave.units {
+                let detail = match &u.kind {
+                    frankenetes_compute::UnitKind::ContainerGroup(g) => g
+                        .containers
+                        .first()
+                        .and_then(|c| c.command.first())
+                        .cloned()
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                };
+                plan.resources
+                    .push(Resource::new("process", u.name).detail(detail));
+            }
+        }
+        plan.warnings
+            .extend(self.missing_warning(&w.kubernetes_version));
+        Ok(plan)
+    }
+
+    fn waves(&self, w: &Workload) -> Result<Vec<Wave>, BackendError> {
+        let tag = &w.tag;
+        let planes: Vec<_> = w.nodes_of(NodeRole::ControlPlane).collect();
+        let wave = |component: &str| -> Result<Vec<UnitSpec>, BackendError> {
+            planes
+                .iter()
+                .filter_map(|n| n.component(component).map(|c| (n, c)))
+                .map(|(n, c)| self.unit(tag, &n.name, c))
+                .collect()
+        };
+        let mut waves = vec![Wave::new("etcd", wave("etcd")?, Gate::EtcdHealthy)];
+        if self.missing_binaries().is_empty() {
+            waves.push(Wave::new(
+                "apiservers",
+                wave("kube-apiserver")?,
+                Gate::ApiServerReady,
+            ));
+            let mut controllers = wave("kube-controller-manager")?;
+            controllers.extend(wave("kube-scheduler")?);
+            waves.push(Wave::new(
+                "controller-managers and schedulers",
+                controllers,
+                Gate::Leases,
+            ));
+        }
+        Ok(waves)
+    }
+
+    fn validate(&self, w: &Workload) -> Result<(), BackendError> {
+        for n in &w.nodes {
+            if !is_local_address(n.ip) {
+                return Err(invalid(format!(
+                    "node {} has the address {}, which is not on this machine: the local backend runs \
+                     every node here, each on its own address; use loopback addresses (127.0.0.11, \
+                     127.0.0.12, …: `frankenetes init` writes them) or addresses of this machine's interfaces",
+                    n.name, n.ip
+                )));
+            }
+        }
+        self.etcd_binary()?;
+        for (name, path) in self.kube_binaries() {
+            if let Some(p) = path {
+                self.check_version(name, &p, &w.kubernetes_version)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn preflight(&self, w: &Workload) -> Result<(), BackendError> {
+        let running = self.running_units(&w.tag).await?;
+        for n in w.nodes_of(NodeRole::ControlPlane) {
+            for c in &n.components {
+                if running.contains(&format!("{}-{}", c.name, n.name)) {
+                    continue;
+                }
+                let mut ports = c.ports.clone();
+                if c.name == "etcd" {
+                    ports.push(ETCD_METRICS);
+                }
+                for port in ports {
+                    if !port_free(n.ip, port) {
+                        let holder = port_holder(n.ip, port)
+                            .map(|h| format!(" by {h}"))
+                            .unwrap_or_default();
+                        return Err(invalid(format!(
+                            "{} of node {} needs {}:{port}, which is already taken{holder}: stop \
+                             that process, or give the node another address",
+                            c.name, n.name, n.ip
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn inventory(&self, tag: &ClusterTag) -> Result<Vec<Resource>, BackendError> {
+        Ok(self
+            .backend
+            .list(tag)
+            .await?
+            .into_iter()
+            .map(|u| {
+                let pid = u
+                    .details
+                    .iter()
+                    .find(|(k, _)| k.ends_with(".pid"))
+                    .map(|(_, v)| v.clone())
+                    .filter(|p| !p.is_empty());
+                let log = u
+                    .details
+                    .iter()
+                    .find(|(k, _)| k.ends_with(".log"))
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                let mut r = Resource::new("process", u.name.clone())
+                    .id(u.id.0.clone())
+                    .state(u.state.to_string())
+                    .detail(log);
+                if let Some(pid) = pid {
+                    r.id = Some(pid);
+                }
+                r
+            })
+            .collect())
+    }
+
+    async fn provision(&self, w: &Workload, _on: OnProgress<'_>) -> Result<(), BackendError> {
+        // etcd refuses a data directory others can read.
+        for n in w.nodes_of(NodeRole::ControlPlane) {
+            if let Some(d) = n
+                .component("etcd")
+                .and_then(|c| flag(&c.command, "data-dir"))
+            {
+                frankenetes_bundle::fs::ensure_private_dir(Path::new(d))
+                    .map_err(|e| BackendError::new(BackendErrorKind::Other, e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn supports(&self, _op: Operation) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    fn members_without_data(&self, w: &Workload) -> Result<Vec<String>, BackendError> {
+        Ok(w.nodes_of(NodeRole::ControlPlane)
+            .filter(|n| {
+                n.component("etcd")
+                    .and_then(|c| flag(&c.command, "data-dir"))
+                    .is_some_and(|d| !Path::new(d).join("member").exists())
+            })
+            .map(|n| n.name.clone())
+            .collect())
+    }
+
+    async fn restore(
+        &self,
+        w: &Workload,
+        file: &Path,
+        members: &[String],
+        on: OnProgress<'_>,
+    ) -> Result<(), BackendError> {
+        let tools = self.etcd_binary()?.parent().map(Path::to_path_buf);
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        for n in w.nodes_of(NodeRole::ControlPlane) {
+            if !members.is_empty() && !members.contains(&n.name) {
+                continue;
+            }
+            let etcd = n
+                .component("etcd")
+                .ok_or_else(|| invalid(format!("node {} runs no etcd", n.name)))?;
+            let get = |f: &str| {
+                flag(&etcd.command, f).ok_or_else(|| {
+                    invalid(format!("node {}: etcd's command line has no --{f}", n.name))
+                })
+            };
+            let data = PathBuf::from(get("data-dir")?);
+            if data.exists() {
+                let aside = data.with_file_name(format!("etcd.replaced-{stamp}"));
+                std::fs::rename(&data, &aside).map_err(|e| {
+                    BackendError::new(
+                        BackendErrorKind::Other,
+                        format!("cannot move {} aside: {e}", data.display()),
+                    )
+                })?;
+                on(Progress::Info(format!(
+                    "{}: the old data is kept in {}",
+                    n.name,
+                    aside.display()
+                )));
+            }
+            if let Some(parent) = data.parent() {
+                frankenetes_bundle::fs::ensure_private_dir(parent)
+                    .map_err(|e| BackendError::new(BackendErrorKind::Other, e.to_string()))?;
+            }
+            let mut cmd = crate::snapshots::restore_command(tools.as_deref())
+                .map_err(|e| invalid(e.to_string()))?;
+            let out = cmd
+                .arg("snapshot")
+                .arg("restore")
+                .arg(file)
+                .arg(format!("--name={}", get("name")?))
+                .arg(format!("--initial-cluster={}", get("initial-cluster")?))
+                .arg(format!(
+                    "--initial-cluster-token={}",
+                    get("initial-cluster-token")?
+                ))
+                .arg(format!(
+                    "--initial-advertise-peer-urls={}",
+                    get("initial-advertise-peer-urls")?
+                ))
+                .arg(format!("--data-dir={}", data.display()))
+                .output()
+                .map_err(|e| BackendError::new(BackendErrorKind::Other, e.to_string()))?;
+            if !out.status.success() {
+                return Err(BackendError::new(
+                    BackendErrorKind::Other,
+                    format!(
+                        "restoring {} from {}: {}",
+                        n.name,
+                        file.display(),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ),
+                ));
+            }
+            let _ = std::fs::set_permissions(
+                &data,
+                std::os::unix::fs::PermissionsExt::from_mode(0o700),
+            );
+            on(Progress::Info(format!(
+                "{}: restored from {}",
+                n.name,
+                file.display()
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,210 @@
+//! The one prepare step every platform shares: spec → PKI → node bundles (rendered once) →
+//! the gateway's bundle → a backend-neutral [`Workload`].
+
+use std::path::{Path, PathBuf};
+
+use frankenetes_bundle::{NodeBundle, OutputLayout};
+use frankenetes_compute::{
+    ClusterTag, ComponentSpec, FileSpec, NodeRole, NodeWork, Placement, Platform, Workload,
+};
+use frankenetes_manifests::{ControlPlane, Layout, RenderOptions, Rendered};
+use frankenetes_pki::{Pki, PkiPlan, SyncOptions};
+use frankenetes_spec::{ClusterSpec, EtcdVersion, Role, ports};
+
+use crate::{Error, Event, Phase};
+
+/// What the prepare step made: the PKI, every node's bundle, the gateway's, and the workload
+/// handed to the platform.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Prepared {
+    /// The cluster's PKI (loaded and completed, or, for `plan`, made in memory).
+    pub pki: Pki,
+    /// Every node's bundle, rendered once.
+    pub rendered: Rendered,
+    /// The gateway's bundle, when the spec has a gateway.
+    pub gateway: Option<NodeBundle>,
+    /// The cluster as the platform runs it.
+    pub workload: Workload,
+    /// The etcd release the flags were rendered for.
+    pub etcd_version: EtcdVersion,
+}
+
+/// Inputs of [`prepare`].
+pub(crate) struct Inputs<'a> {
+    pub spec: &'a ClusterSpec,
+    pub out: &'a OutputLayout,
+    /// Where a [`Placement::Host`] platform keeps each node's data (`<dir>/data`).
+    pub data_root: &'a Path,
+    pub addons: &'a frankenetes_manifests::AddonOptions,
+    /// Write the PKI and bundles (`up`), or make everything in memory with throwaway keys
+    /// (`plan`: nothing is written).
+    pub write: bool,
+    pub events: &'a (dyn Fn(&Event) + Send + Sync),
+}
+
+/// A node's etcd data directory when every node shares this host.
+pub(crate) fn host_etcd_data(data_root: &Path, node: &str) -> PathBuf {
+    data_root.join(node).join("etcd")
+}
+
+/// Runs the prepare step for `platform`.
+pub(crate) fn prepare(inp: &Inputs<'_>, platform: &dyn Platform) -> Result<Prepared, Error> {
+    let spec = inp.spec;
+    let etcd_version = platform
+        .etcd_version()
+        .map_err(|source| Error::Backend {
+            phase: Phase::Preflight,
+            source,
+        })?
+        .map(|v| {
+            v.parse::<EtcdVersion>()
+                .map_err(|e| Error::Spec(format!("etcd version {v:?}: {e}")))
+        })
+        .transpose()?;
+    let pki = if inp.write {
+        frankenetes_bundle::fs::remove_stale_temps(inp.out.root())?;
+        let (pki, r) =
+            frankenetes_pki::sync(&PkiPlan::from(spec), inp.out.root(), SyncOptions::default())?;
+        for s in &r.stale {
+            (inp.events)(&Event::Warning(format!(
+                "{} no longer matches the spec ({}); `frankenetes pki --renew` replaces it",
+                s.name,
+                s.reasons.join("; ")
+            )));
+        }
+        pki
+    } else {
+        // Throwaway ECDSA keys: only names, paths and sizes are shown.
+        Pki::generate(
+            &PkiPlan::from(spec).with_algorithm(frankenetes_spec::KeyAlgorithm::EcdsaP256),
+        )?
+    };
+    let opts = RenderOptions::default()
+        .addons(inp.addons.clone())
+        .etcd_version(etcd_version);
+    let rendered = frankenetes_manifests::render_opts(spec, &pki, &opts)?;
+    if inp.write {
+        rendered.write(inp.out.root())?;
+    }
+    let gateway = match &spec.gateway {
+        Some(gw) if inp.write => Some(
+            frankenetes_netgw::render(
+                inp.out.root(),
+                gw,
+                &frankenetes_netgw::GatewayOptions::default(),
+            )?
+            .bundle,
+        ),
+        Some(gw) => {
+            let nowhere = std::env::temp_dir().join("frankenetes-plan-has-no-state");
+            let state = frankenetes_netgw::VpnState::load_or_init(&nowhere, gw)?;
+            Some(frankenetes_netgw::gateway_bundle(
+                gw,
+                &state,
+                &frankenetes_netgw::GatewayOptions::default(),
+            )?)
+        }
+        None => None,
+    };
+    let workload = workload(inp, platform.placement(), &rendered, gateway.as_ref())?;
+    Ok(Prepared {
+        pki,
+        etcd_version: rendered.etcd_version,
+        rendered,
+        gateway,
+        workload,
+    })
+}
+
+/// The workload: every node's files, Ignition config and (control planes) components.
+fn workload(
+    inp: &Inputs<'_>,
+    placement: Placement,
+    rendered: &Rendered,
+    gateway: Option<&NodeBundle>,
+) -> Result<Workload, Error> {
+    let spec = inp.spec;
+    let mut nodes = Vec::new();
+    for (node, role) in spec.nodes() {
+        let bundle = rendered.node(node.name.as_str()).ok_or_else(|| {
+            Error::Spec(format!("node {}: nothing was rendered for it", node.name))
+        })?;
+        let role = match role {
+            Role::ControlPlane => NodeRole::ControlPlane,
+            _ => NodeRole::Worker,
+        };
+        let mut w = node_work(bundle, role, node.ip);
+        if role == NodeRole::ControlPlane {
+            let cp = match placement {
+                Placement::Host => {
+                    let layout = Layout::under(
+                        inp.out.node_root(node.name.as_str()),
+                        host_etcd_data(inp.data_root, node.name.as_str()),
+                    )
+                    .with_etcd_version(Some(rendered.etcd_version));
+                    frankenetes_manifests::control_plane(spec, node, &layout)?
+                }
+                _ => rendered
+                    .control_plane(node.name.as_str())
+                    .cloned()
+                    .ok_or_else(|| {
+                        Error::Spec(format!("node {}: no control plane rendered", node.name))
+                    })?,
+            };
+            w.components = components(&cp);
+        }
+        nodes.push(w);
+    }
+    if let (Some(gw), Some(b)) = (&spec.gateway, gateway) {
+        nodes.push(node_work(b, NodeRole::Gateway, gw.ip));
+    }
+    Ok(Workload::new(
+        ClusterTag::new(spec.name.as_str()),
+        spec.kubernetes_version.to_string(),
+        nodes,
+    ))
+}
+
+fn node_work(bundle: &NodeBundle, role: NodeRole, ip: std::net::IpAddr) -> NodeWork {
+    let mut w = NodeWork::new(bundle.name.clone(), role, ip);
+    w.ignition = zeroize::Zeroizing::new(bundle.to_ignition().into_bytes());
+    w.files = bundle
+        .files
+        .iter()
+        .map(|f| FileSpec::new(f.path.clone(), f.contents.to_vec(), f.mode))
+        .collect();
+    w
+}
+
+/// The four control-plane components of a node, from its rendered command lines and pods.
+fn components(cp: &ControlPlane) -> Vec<ComponentSpec> {
+    let image = |i: usize| {
+        cp.pods
+            .get(i)
+            .and_then(|p| p.spec.as_ref())
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default()
+    };
+    [
+        ("etcd", &cp.etcd, vec![ports::ETCD_CLIENT, ports::ETCD_PEER]),
+        ("kube-apiserver", &cp.apiserver, vec![ports::APISERVER]),
+        (
+            "kube-controller-manager",
+            &cp.controller_manager,
+            vec![ports::CONTROLLER_MANAGER],
+        ),
+        ("kube-scheduler", &cp.scheduler, vec![ports::SCHEDULER]),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (name, flags, ports))| {
+        let mut command = vec![name.to_owned()];
+        command.extend(flags.args());
+        let mut c = ComponentSpec::new(name, image(i), command);
+        c.ports = ports;
+        c
+    })
+    .collect()
+}
