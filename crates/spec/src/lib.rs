@@ -571,13 +571,11 @@ impl ClusterSpec {
             return Some(b.clone());
         }
         match &self.backend {
-            BackendSpec::Azure(az) => {
-                Some(EtcdBackup {
-                    interval: az.snapshot_interval,
-                    keep: az.snapshots_kept,
-                    dir: None,
-                })
-            }
+            BackendSpec::Azure(az) => Some(EtcdBackup {
+                interval: az.snapshot_interval,
+                keep: az.snapshots_kept,
+                dir: None,
+            }),
             _ => None,
         }
     }
