@@ -47,6 +47,10 @@ pub struct AzureBackend {
     /// An optional virtual-kubelet group that runs the cluster's pods as ACI groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub virtual_kubelet: Option<VirtualKubeletSpec>,
+    /// `toolsImage`: the image with `sh`, `etcdctl` and `etcdutl` that restores, snapshots and
+    /// pauses etcd (etcd's own images have no shell). Absent: frankenetes' default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools_image: Option<String>,
 }
 
 /// `spec.backend.azure.credential`: exactly one key, like `spec.backend`.
@@ -205,6 +209,7 @@ impl AzureBackend {
             snapshot_interval: default_snapshot_interval(),
             snapshots_kept: default_snapshots_kept(),
             virtual_kubelet: None,
+            tools_image: None,
         }
     }
 
@@ -349,7 +354,18 @@ impl AzureBackend {
             }
             AzureCredentialSpec::ManagedIdentity(_) => {}
         }
+        if let Some(t) = &self.tools_image
+            && let Some(why) = crate::images::reference_problem(t)
+        {
+            err(p("toolsImage"), why);
+        }
         if let Some(vk) = &self.virtual_kubelet {
+            if let Some(why) = crate::images::reference_problem(&vk.image) {
+                err(p("virtualKubelet.image"), why);
+            }
+            if let Err(e) = crate::NodeName::try_from(vk.node_name.as_str()) {
+                err(p("virtualKubelet.nodeName"), e.to_string());
+            }
             if !valid_resource_group(&vk.pods_resource_group) {
                 err(
                     p("virtualKubelet.podsResourceGroup"),

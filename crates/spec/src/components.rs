@@ -2,12 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::scalar::ValueError;
+use crate::checks::{PathKind, key_in_path, path_problem};
+use crate::scalar::{GoDuration, ValueError};
 
 /// Settings of one control-plane component (`spec.apiServer`, `spec.controllerManager`,
 /// `spec.scheduler`).
@@ -47,17 +49,81 @@ pub struct ApiServerSpec {
 pub struct HostPathMount {
     /// Volume name (DNS-1123 label).
     pub name: crate::NodeName,
-    /// Path on the host.
+    /// Path on the host: absolute, without `..`.
     pub host_path: PathBuf,
-    /// Path in the container (default: the host path).
+    /// Path in the container (default: the host path): absolute, without `..`.
     #[serde(default)]
     pub mount_path: Option<PathBuf>,
     /// Mount read-only (default true).
     #[serde(default = "yes")]
     pub read_only: bool,
-    /// Kubernetes `hostPath.type` (default `DirectoryOrCreate`).
+    /// Kubernetes `hostPath.type` (default `DirectoryOrCreate`): one of
+    /// [`HostPathMount::PATH_TYPES`].
     #[serde(default = "directory_or_create")]
     pub path_type: String,
+}
+
+impl HostPathMount {
+    /// The `hostPath.type` values Kubernetes accepts (`""` checks nothing).
+    pub const PATH_TYPES: [&'static str; 8] = [
+        "",
+        "DirectoryOrCreate",
+        "Directory",
+        "FileOrCreate",
+        "File",
+        "Socket",
+        "CharDevice",
+        "BlockDevice",
+    ];
+}
+
+/// Checks the `extraVolumes` of one component (`section` is `spec.apiServer`, ...).
+pub(crate) fn validate_volumes(
+    section: &str,
+    volumes: &[HostPathMount],
+    err: &mut impl FnMut(String, String),
+) {
+    for (i, v) in volumes.iter().enumerate() {
+        let p = format!("{section}.extraVolumes[{i}]");
+        if let Some(why) = path_problem(&v.host_path, PathKind::OnNode) {
+            err(format!("{p}.hostPath"), why);
+        }
+        if let Some(m) = &v.mount_path
+            && let Some(why) = path_problem(m, PathKind::OnNode)
+        {
+            err(format!("{p}.mountPath"), why);
+        }
+        if !HostPathMount::PATH_TYPES.contains(&v.path_type.as_str()) {
+            err(
+                format!("{p}.pathType"),
+                format!(
+                    "{:?} is not a hostPath type; use one of {}",
+                    v.path_type,
+                    HostPathMount::PATH_TYPES[1..].join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// Checks the `extraArgs` keys of one component: flag names without dashes.
+pub(crate) fn validate_extra_args(
+    section: &str,
+    args: &BTreeMap<String, String>,
+    err: &mut impl FnMut(String, String),
+) {
+    for k in args.keys() {
+        if k.is_empty()
+            || k.starts_with('-')
+            || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            err(
+                format!("{section}.extraArgs.{}", key_in_path(k)),
+                "write the flag name without leading dashes (e.g. `audit-log-maxage: \"30\"`)"
+                    .into(),
+            );
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -73,23 +139,151 @@ fn directory_or_create() -> String {
 #[non_exhaustive]
 pub struct EtcdSpec {
     /// The etcd release the flags are rendered for (`3.6.6`). Default: the version of the
-    /// image kubeadm pins for the Kubernetes minor. The local backend sets it from the `etcd`
-    /// binary it runs (Debian's is 3.4), since flags differ between 3.4, 3.5 and 3.6.
+    /// image tag. The local backend sets it from the `etcd` binary it runs (Debian's is 3.4),
+    /// since flags differ between 3.4, 3.5 and 3.6.
     #[serde(default)]
     pub version: Option<EtcdVersion>,
-    /// Image repository (default: `spec.imageRepository`).
+    /// Image repository (default: `spec.imageRepository`); a trailing `/` is dropped.
     #[serde(default)]
     pub image_repository: Option<String>,
-    /// Image tag (default: kubeadm's pin for the Kubernetes minor, e.g. `3.6.6-0`).
+    /// Image tag. Default: `{version}-0` when `version` is set, else kubeadm's pin for the
+    /// Kubernetes minor (`3.6.6-0`). See [`ClusterSpec::etcd_release`](crate::ClusterSpec::etcd_release).
     #[serde(default)]
     pub image_tag: Option<String>,
-    /// Data directory on the node (default `/var/lib/etcd`). Keep it on local storage: etcd's
-    /// write-ahead log needs real fsync.
+    /// Data directory on the node (default `/var/lib/etcd`): absolute, without `..`. Keep it
+    /// on local storage: etcd's write-ahead log needs real fsync.
     #[serde(default = "default_etcd_data")]
     pub data_dir: PathBuf,
     /// Flags added to, or replacing, the rendered ones.
     #[serde(default)]
     pub extra_args: BTreeMap<String, String>,
+    /// `backup`: scheduled snapshots. Absent: no scheduled backups (`snapshot` and `pause`
+    /// still take them on demand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<EtcdBackup>,
+}
+
+/// `spec.etcd.backup`: snapshots of etcd taken on a schedule, each with its checksum and
+/// verified after writing; the oldest beyond `keep` are deleted.
+///
+/// ```yaml
+/// etcd:
+///   backup: { interval: 15m, keep: 4 }    # `backup: {}` is the same
+/// ```
+///
+/// Where they go depends on the backend: the local backend writes them under the cluster
+/// directory (`backups/`), machines (AWS, bare machines from `render`) on each control plane
+/// under `/var/lib/etcd-backups` (AWS also copies them to the cluster's bucket), Azure to the
+/// snapshot share (`spec.backend.azure.shareName`), where this section replaces
+/// `snapshotInterval` and `snapshotsKept`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct EtcdBackup {
+    /// How often a snapshot is taken (default 15m, at least 1s).
+    #[serde(default = "default_backup_interval")]
+    pub interval: GoDuration,
+    /// How many snapshots are kept (default 4, at least 1).
+    #[serde(default = "default_backup_keep")]
+    pub keep: u32,
+    /// Where snapshots are written. A relative path is taken under the backend's base
+    /// directory ([`EtcdBackup::dir_under`]); an absolute path is used as is; `..` is refused.
+    /// Not used on Azure (the share).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+}
+
+fn default_backup_interval() -> GoDuration {
+    GoDuration::new(Duration::from_secs(15 * 60))
+}
+fn default_backup_keep() -> u32 {
+    4
+}
+
+impl Default for EtcdBackup {
+    fn default() -> Self {
+        Self {
+            interval: default_backup_interval(),
+            keep: default_backup_keep(),
+            dir: None,
+        }
+    }
+}
+
+impl EtcdBackup {
+    /// The directory on a control-plane machine when `dir` is absent, and the base of a
+    /// relative `dir` there.
+    pub const NODE_DIR: &'static str = "/var/lib/etcd-backups";
+    /// The directory under the cluster directory when `dir` is absent (local backend).
+    pub const LOCAL_DIR: &'static str = "backups";
+
+    /// Where snapshots go, given the backend's `base` directory: `base` itself when `dir` is
+    /// absent, `base/dir` for a relative `dir`, `dir` when it is absolute.
+    pub fn dir_under(&self, base: &Path) -> PathBuf {
+        match &self.dir {
+            None => base.to_owned(),
+            Some(d) => base.join(d),
+        }
+    }
+
+    pub(crate) fn validate(
+        &self,
+        backend: &crate::BackendSpec,
+        err: &mut impl FnMut(String, String),
+    ) {
+        let p = "spec.etcd.backup";
+        let min = match backend {
+            crate::BackendSpec::Azure(_) => Duration::from_secs(60),
+            _ => Duration::from_secs(1),
+        };
+        if self.interval.get() < min {
+            err(
+                format!("{p}.interval"),
+                format!(
+                    "{} is shorter than {}{}",
+                    self.interval,
+                    GoDuration::new(min),
+                    if min.as_secs() > 1 {
+                        " on Azure (snapshots that often would starve etcd)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
+        if self.keep == 0 {
+            err(
+                format!("{p}.keep"),
+                "keep at least one snapshot, or there is nothing to restore".into(),
+            );
+        }
+        if let Some(d) = &self.dir {
+            if let Some(why) = path_problem(d, PathKind::UnderBase) {
+                err(format!("{p}.dir"), why);
+            } else if matches!(backend, crate::BackendSpec::Azure(_)) {
+                err(
+                    format!("{p}.dir"),
+                    "on Azure backups go to the share spec.backend.azure.shareName; remove dir"
+                        .into(),
+                );
+            }
+        }
+    }
+}
+
+impl EtcdSpec {
+    pub(crate) fn validate(
+        &self,
+        backend: &crate::BackendSpec,
+        err: &mut impl FnMut(String, String),
+    ) {
+        if let Some(why) = path_problem(&self.data_dir, PathKind::OnNode) {
+            err("spec.etcd.dataDir".into(), why);
+        }
+        if let Some(b) = &self.backup {
+            b.validate(backend, err);
+        }
+    }
 }
 
 fn default_etcd_data() -> PathBuf {
@@ -104,6 +298,7 @@ impl Default for EtcdSpec {
             image_tag: None,
             data_dir: default_etcd_data(),
             extra_args: BTreeMap::new(),
+            backup: None,
         }
     }
 }

@@ -22,9 +22,12 @@ pub struct GatewaySpec {
     /// `privateCIDR`: the network the gateway routes for (the VPC, e.g. 10.10.16.0/20).
     #[serde(rename = "privateCIDR")]
     pub private_cidr: Cidr,
-    /// The interface that faces the internet (masquerade out of it). Default `eth0`.
-    #[serde(default = "default_egress")]
-    pub egress_interface: String,
+    /// The interface that faces the internet (masquerade out of it). Absent (the default):
+    /// the gateway finds it at boot as the interface of its default route, so the NAT does
+    /// not depend on the NIC's name (`eth0`, `ens5`, `enX0` differ between clouds and
+    /// instance types). Set it only to pin one interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_interface: Option<String>,
     /// The WireGuard tunnel.
     #[serde(default)]
     pub tunnel: TunnelSpec,
@@ -33,12 +36,23 @@ pub struct GatewaySpec {
     pub peers: Vec<PeerSpec>,
 }
 
-fn default_gateway_name() -> NodeName {
-    NodeName::try_from("gateway").unwrap_or_else(|_| unreachable!("constant name"))
+impl GatewaySpec {
+    /// A gateway named `gateway` at `ip` routing for `private_cidr`, with the default tunnel,
+    /// no peers and the egress interface found at boot.
+    pub fn new(ip: IpAddr, private_cidr: Cidr) -> Self {
+        Self {
+            name: default_gateway_name(),
+            ip,
+            private_cidr,
+            egress_interface: None,
+            tunnel: TunnelSpec::default(),
+            peers: Vec::new(),
+        }
+    }
 }
 
-fn default_egress() -> String {
-    "eth0".into()
+fn default_gateway_name() -> NodeName {
+    NodeName::try_from("gateway").unwrap_or_else(|_| unreachable!("constant name"))
 }
 
 /// `spec.gateway.tunnel`.

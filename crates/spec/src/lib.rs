@@ -34,14 +34,18 @@
 
 pub mod aws;
 pub mod azure;
+mod checks;
 pub mod components;
 mod derive;
 pub mod gateway;
+mod pki_settings;
 pub use derive::ports;
+pub mod images;
 pub mod names;
 pub mod net;
 pub mod scalar;
 pub mod security;
+pub mod ssh;
 mod validate;
 
 use std::net::IpAddr;
@@ -51,12 +55,17 @@ use serde::{Deserialize, Serialize};
 
 pub use aws::AwsBackend;
 pub use azure::{AciComponent, AzureBackend, AzureCredentialSpec};
-pub use components::{ApiServerSpec, ComponentSpec, EtcdSpec, EtcdVersion, HostPathMount};
+pub use components::{
+    ApiServerSpec, ComponentSpec, EtcdBackup, EtcdSpec, EtcdVersion, HostPathMount,
+};
 pub use gateway::{GatewaySpec, PeerSpec, TunnelSpec};
+pub use images::{DEFAULT_IMAGE_REPOSITORY, EtcdRelease, Image, ImageRef, RELEASES, Release};
 pub use names::{ClusterName, DnsName, NameError, NodeName};
 pub use net::{Cidr, San, kubeadm_san_order};
+pub use pki_settings::{CaMode, KeyAlgorithm, PkiSettings};
 pub use scalar::{Endpoint, GoDuration, Host, KubernetesVersion, ValueError, host_port};
 pub use security::SecuritySpec;
+pub use ssh::{SshPublicKey, SshSpec};
 pub use validate::{FieldError, Warning};
 
 /// The `apiVersion` this crate reads.
@@ -98,6 +107,14 @@ pub enum Error {
         /// Every problem found.
         problems: Vec<FieldError>,
     },
+    /// `spec.kubernetesVersion` is not in the table of supported releases ([`RELEASES`]).
+    #[error("spec.kubernetesVersion: {version} is not supported; supported minors: {supported}")]
+    UnsupportedVersion {
+        /// The version asked for.
+        version: KubernetesVersion,
+        /// The supported minors (`v1.35, v1.36, v1.37`).
+        supported: String,
+    },
 }
 
 fn file_prefix(file: &Option<PathBuf>) -> String {
@@ -117,6 +134,10 @@ impl Error {
                 }]
             }
             Error::Invalid { problems, .. } => problems.clone(),
+            Error::UnsupportedVersion { version, supported } => vec![FieldError {
+                path: "spec.kubernetesVersion".into(),
+                message: format!("{version} is not supported; supported minors: {supported}"),
+            }],
             Error::Read { .. } => Vec::new(),
         }
     }
@@ -182,6 +203,8 @@ struct SpecFields {
     scheduler: ComponentSpec,
     #[serde(default, skip_serializing_if = "is_default")]
     security: SecuritySpec,
+    #[serde(default, skip_serializing_if = "is_default")]
+    ssh: SshSpec,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -216,7 +239,9 @@ pub struct ClusterSpec {
     pub backend: BackendSpec,
     /// `spec.gateway`: the optional NAT and WireGuard gateway.
     pub gateway: Option<GatewaySpec>,
-    /// `spec.imageRepository`: where control-plane images come from (`registry.k8s.io`).
+    /// `spec.imageRepository`: where the cluster's images come from (`registry.k8s.io`): an
+    /// image reference prefix (`mirror.example:5000/k8s`); a trailing `/` is dropped when
+    /// parsing. Name images with [`ClusterSpec::image`].
     pub image_repository: String,
     /// `spec.etcd`.
     pub etcd: EtcdSpec,
@@ -228,6 +253,8 @@ pub struct ClusterSpec {
     pub scheduler: ComponentSpec,
     /// `spec.security`: hardened by default; relaxations are explicit.
     pub security: SecuritySpec,
+    /// `spec.ssh`: the public keys that may log in as `core` on every machine.
+    pub ssh: SshSpec,
 }
 
 /// A parsed spec and the warnings found while validating it.
@@ -270,105 +297,6 @@ impl Default for NetworkSpec {
             service_cidr: default_service_cidr(),
             pod_cidr: None,
             dns_domain: default_dns_domain(),
-        }
-    }
-}
-
-/// How the certificate authorities are arranged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum CaMode {
-    /// kubeadm's layout: three self-signed CAs (kubernetes, etcd, front-proxy).
-    #[default]
-    Kubeadm,
-    /// One root CA signs the three as intermediates; the root's key never leaves the operator.
-    Intermediate,
-}
-
-/// The algorithm of every key in the PKI (kubeadm's `encryptionAlgorithm`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum KeyAlgorithm {
-    /// ECDSA on P-256 with SHA-256 (the default: fast and widely supported).
-    #[default]
-    #[serde(rename = "ecdsa-p256")]
-    EcdsaP256,
-    /// ECDSA on P-384 with SHA-384.
-    #[serde(rename = "ecdsa-p384")]
-    EcdsaP384,
-    /// RSA 2048 (kubeadm's default).
-    #[serde(rename = "rsa-2048")]
-    Rsa2048,
-    /// RSA 3072.
-    #[serde(rename = "rsa-3072")]
-    Rsa3072,
-    /// RSA 4096.
-    #[serde(rename = "rsa-4096")]
-    Rsa4096,
-}
-
-impl KeyAlgorithm {
-    /// Every algorithm, for tests and `--help`.
-    pub const ALL: [KeyAlgorithm; 5] = [
-        Self::EcdsaP256,
-        Self::EcdsaP384,
-        Self::Rsa2048,
-        Self::Rsa3072,
-        Self::Rsa4096,
-    ];
-
-    /// Whether this is an RSA algorithm.
-    pub fn is_rsa(self) -> bool {
-        matches!(self, Self::Rsa2048 | Self::Rsa3072 | Self::Rsa4096)
-    }
-
-    /// The config-file spelling (`ecdsa-p256`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::EcdsaP256 => "ecdsa-p256",
-            Self::EcdsaP384 => "ecdsa-p384",
-            Self::Rsa2048 => "rsa-2048",
-            Self::Rsa3072 => "rsa-3072",
-            Self::Rsa4096 => "rsa-4096",
-        }
-    }
-}
-
-/// `spec.pki`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[non_exhaustive]
-pub struct PkiSettings {
-    /// `caMode`: `kubeadm` (default) or `intermediate`.
-    #[serde(default)]
-    pub ca_mode: CaMode,
-    /// `keyAlgorithm`: `ecdsa-p256` (default), `ecdsa-p384`, `rsa-2048`, `rsa-3072`, `rsa-4096`.
-    #[serde(default)]
-    pub key_algorithm: KeyAlgorithm,
-    /// `caValidity`: lifetime of the CAs (default 87600h, ten years).
-    #[serde(default = "default_ca_validity")]
-    pub ca_validity: GoDuration,
-    /// `certValidity`: lifetime of every leaf (default 8760h, one year).
-    #[serde(default = "default_cert_validity")]
-    pub cert_validity: GoDuration,
-}
-
-fn default_ca_validity() -> GoDuration {
-    GoDuration::from_hours(87_600)
-}
-
-fn default_cert_validity() -> GoDuration {
-    GoDuration::from_hours(8_760)
-}
-
-impl Default for PkiSettings {
-    fn default() -> Self {
-        Self {
-            ca_mode: CaMode::default(),
-            key_algorithm: KeyAlgorithm::default(),
-            ca_validity: default_ca_validity(),
-            cert_validity: default_cert_validity(),
         }
     }
 }
@@ -498,6 +426,7 @@ impl ClusterSpec {
             controller_manager: ComponentSpec::default(),
             scheduler: ComponentSpec::default(),
             security: SecuritySpec::default(),
+            ssh: SshSpec::default(),
         }
     }
 
@@ -532,8 +461,10 @@ impl ClusterSpec {
     pub fn from_yaml(yaml: &str) -> Result<Parsed, Error> {
         let de = serde_norway::Deserializer::from_str(yaml);
         let doc: Document = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let message = clean_serde_message(&path, &e.into_inner().to_string());
+            // A key or value with a control character is echoed escaped, never raw.
+            let path = checks::escape_forbidden(&e.path().to_string());
+            let message =
+                checks::escape_forbidden(&clean_serde_message(&path, &e.into_inner().to_string()));
             Error::Parse {
                 file: None,
                 path,
@@ -555,7 +486,7 @@ impl ClusterSpec {
             });
         }
         let s = doc.spec;
-        let spec = ClusterSpec {
+        let mut spec = ClusterSpec {
             name: doc.metadata.name,
             kubernetes_version: s.kubernetes_version,
             control_plane_endpoint: s.control_plane_endpoint,
@@ -571,8 +502,16 @@ impl ClusterSpec {
             controller_manager: s.controller_manager,
             scheduler: s.scheduler,
             security: s.security,
+            ssh: s.ssh,
         };
         let warnings = spec.validate()?;
+        // A trailing `/` of a repository is accepted and dropped (one rule for every image).
+        let etcd_repo = spec.etcd.image_repository.as_mut();
+        for repo in std::iter::once(&mut spec.image_repository).chain(etcd_repo) {
+            if let Some(trimmed) = repo.strip_suffix('/') {
+                *repo = trimmed.to_owned();
+            }
+        }
         Ok(Parsed { spec, warnings })
     }
 
@@ -588,7 +527,12 @@ impl ClusterSpec {
 
     /// Serializes the spec back to a `cluster.yaml` document.
     pub fn to_yaml(&self) -> String {
-        let doc = Document {
+        serde_norway::to_string(&self.document())
+            .unwrap_or_else(|e| format!("# cannot serialize: {e}\n"))
+    }
+
+    fn document(&self) -> Document {
+        Document {
             api_version: API_VERSION.into(),
             kind: KIND.into(),
             metadata: Metadata {
@@ -609,9 +553,31 @@ impl ClusterSpec {
                 controller_manager: self.controller_manager.clone(),
                 scheduler: self.scheduler.clone(),
                 security: self.security.clone(),
+                ssh: self.ssh.clone(),
             },
-        };
-        serde_norway::to_string(&doc).unwrap_or_else(|e| format!("# cannot serialize: {e}\n"))
+        }
+    }
+
+    /// The spec as a YAML value tree, for checks that walk every field.
+    fn to_value(&self) -> Option<serde_norway::Value> {
+        serde_norway::to_value(self.document()).ok()
+    }
+
+    /// The scheduled etcd backups: `spec.etcd.backup`; on Azure, when it is absent, the
+    /// schedule of `spec.backend.azure` (`snapshotInterval`, `snapshotsKept`). `None`: no
+    /// scheduled backups.
+    pub fn etcd_backup(&self) -> Option<EtcdBackup> {
+        if let Some(b) = &self.etcd.backup {
+            return Some(b.clone());
+        }
+        match &self.backend {
+            BackendSpec::Azure(az) => Some(EtcdBackup {
+                interval: az.snapshot_interval,
+                keep: az.snapshots_kept,
+                dir: None,
+            }),
+            _ => None,
+        }
     }
 
     /// Every node, control plane first, with its role.
@@ -654,5 +620,9 @@ fn clean_serde_message(path: &str, msg: &str) -> String {
     msg
 }
 
+#[cfg(test)]
+mod field_tests;
+#[cfg(test)]
+mod hardening_tests;
 #[cfg(test)]
 mod tests;

@@ -101,6 +101,26 @@ macro_rules! string_newtype {
                 f.write_str(&self.0)
             }
         }
+
+        /// Hash, equality and order are the string's, so a map keyed by this name can be
+        /// looked up by `&str`.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
     };
 }
 
@@ -171,6 +191,25 @@ mod tests {
             assert!(err.to_string().contains(why), "{bad:?}: {err}");
             assert_eq!(err.input, bad);
         }
+    }
+
+    #[test]
+    fn names_work_as_map_keys_and_strings() {
+        use std::collections::{BTreeMap, HashMap};
+        let n = NodeName::try_from("control-01").unwrap();
+        let mut h = HashMap::new();
+        h.insert(n.clone(), 1);
+        assert_eq!(h.get("control-01"), Some(&1));
+        let mut b = BTreeMap::new();
+        b.insert(ClusterName::try_from("kubelius").unwrap(), 2);
+        assert_eq!(b.get("kubelius"), Some(&2));
+        assert!(n == "control-01" && n == *"control-01");
+        assert_eq!(format!("{n}"), "control-01");
+        let s: &str = n.as_ref();
+        assert_eq!(s, String::from(n.clone()));
+        let back: NodeName = serde_norway::from_str(&serde_norway::to_string(&n).unwrap()).unwrap();
+        assert_eq!(back, n);
+        assert!(serde_norway::from_str::<NodeName>("Bad_Name").is_err());
     }
 
     #[test]

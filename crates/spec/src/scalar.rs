@@ -157,7 +157,7 @@ impl FromStr for KubernetesVersion {
         const HINT: &str = "is not a Kubernetes version; write it like v1.35.0";
         let body = s.strip_prefix('v').unwrap_or(s);
         let (core, pre) = match body.split_once('-') {
-            Some((c, p)) if !p.is_empty() => (c, Some(p.to_owned())),
+            Some((c, p)) if pre_release_ok(p) => (c, Some(p.to_owned())),
             Some(_) => return Err(value_err(s, HINT)),
             None => (body, None),
         };
@@ -184,6 +184,20 @@ impl FromStr for KubernetesVersion {
             return Err(value_err(s, "has a major version other than 1"));
         }
         Ok(v)
+    }
+}
+
+/// A semver pre-release with optional build metadata: `rc.1`, `alpha.1.12+abc`, of ASCII
+/// letters, digits, `.` and `-` (it ends up in image tags).
+fn pre_release_ok(p: &str) -> bool {
+    let part = |x: &str| {
+        !x.is_empty()
+            && x.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    };
+    match p.split_once('+') {
+        Some((pre, build)) => part(pre) && part(build),
+        None => part(p),
     }
 }
 
@@ -371,7 +385,16 @@ mod tests {
         let rc: KubernetesVersion = "v1.37.0-rc.1".parse().unwrap();
         assert_eq!(rc.pre.as_deref(), Some("rc.1"));
         for bad in [
-            "v1.35", "v2.0.0", "v1.035.0", "latest", "v1.35.x", "v1.35.0-",
+            "v1.35",
+            "v2.0.0",
+            "v1.035.0",
+            "latest",
+            "v1.35.x",
+            "v1.35.0-",
+            "v1.35.0-rc 1",
+            "v1.35.0-rc.1\n",
+            "v1.35.0-rc/1",
+            "v1.35.0-rc+",
         ] {
             assert!(bad.parse::<KubernetesVersion>().is_err(), "{bad}");
         }

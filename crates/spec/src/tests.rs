@@ -335,7 +335,7 @@ fn gateway_section_parses() {
     let s = ClusterSpec::from_yaml(&with_gateway("", "")).unwrap().spec;
     let gw = s.gateway.unwrap();
     assert_eq!(gw.name.as_str(), "gateway");
-    assert_eq!(gw.egress_interface, "eth0");
+    assert_eq!(gw.egress_interface, None);
     assert_eq!(gw.tunnel.interface, "wg0");
     assert_eq!(gw.peers.len(), 2);
     assert!(gateway::is_wireguard_key(

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::checks::{control_characters, dedupe, unusable_address};
+use crate::scalar::{Endpoint, Host};
 use crate::{ClusterSpec, Error, Role};
 
 /// One problem with one field.
@@ -57,6 +59,44 @@ impl ClusterSpec {
             });
         }
 
+        let (names, ips) = self.validate_nodes(&mut err);
+        self.validate_network(&mut err);
+        self.validate_components(&mut err);
+        self.etcd.validate(&self.backend, &mut err);
+        self.validate_images(&mut err);
+        self.ssh.validate(&mut err);
+
+        match &self.backend {
+            crate::BackendSpec::Local(_) => {}
+            crate::BackendSpec::Aws(aws) => aws.validate(self, &mut err),
+            crate::BackendSpec::Azure(azure) => azure.validate(self, &mut err),
+        }
+        self.security.validate(self, &mut err);
+        if let Some(gw) = &self.gateway {
+            self.validate_gateway(gw, &names, &ips, &mut err);
+        }
+        self.pki.validate(&mut err);
+
+        let control = self
+            .to_value()
+            .map(|v| control_characters(&v))
+            .unwrap_or_default();
+        if errors.is_empty() && control.is_empty() {
+            Ok(warnings)
+        } else {
+            Err(Error::Invalid {
+                file: None,
+                problems: dedupe(control, errors),
+            })
+        }
+    }
+
+    /// Node names and addresses: unique, usable, outside the cluster's blocks. Returns the
+    /// names and addresses seen (the gateway must not reuse them).
+    fn validate_nodes(
+        &self,
+        err: &mut impl FnMut(String, String),
+    ) -> (HashMap<&str, String>, HashMap<IpAddr, String>) {
         let mut names: HashMap<&str, String> = HashMap::new();
         let mut ips: HashMap<IpAddr, String> = HashMap::new();
         let mut counters = (0usize, 0usize);
@@ -85,11 +125,11 @@ impl ClusterSpec {
                     ),
                 );
             }
-            if node.ip.is_unspecified() || node.ip.is_multicast() {
+            if let Some(why) = unusable_address(node.ip) {
                 err(
                     format!("{path}.ip"),
                     format!(
-                        "{} cannot be a node address; give the address the node is reached at",
+                        "{} cannot be a node address ({why}); give the address the node is reached at",
                         node.ip
                     ),
                 );
@@ -116,6 +156,10 @@ impl ClusterSpec {
             }
         }
 
+        (names, ips)
+    }
+
+    fn validate_network(&self, err: &mut impl FnMut(String, String)) {
         let svc = &self.network.service_cidr;
         let max_host_bits = 20;
         if svc.host_bits() > max_host_bits {
@@ -142,71 +186,55 @@ impl ClusterSpec {
                 format!("{pod} overlaps the service CIDR {svc}; choose disjoint blocks"),
             );
         }
+    }
 
-        for (i, extra) in self.api_server.cert_sans.iter().enumerate() {
-            if extra.parse::<IpAddr>().is_err()
-                && let Err(e) = crate::DnsName::try_from(extra.as_str())
-            {
-                err(
-                    format!("spec.apiServer.certSANs[{i}]"),
-                    format!("is neither an IP address nor a DNS name: {}", e.reason),
-                );
-            }
+    /// The endpoint, the apiserver's extra SANs and every component's extra flags and volumes.
+    fn validate_components(&self, err: &mut impl FnMut(String, String)) {
+        if let Some(e) = &self.control_plane_endpoint {
+            endpoint_address(e, "spec.controlPlaneEndpoint", err);
         }
-        let extra_args = [
-            ("spec.apiServer.extraArgs", &self.api_server.extra_args),
-            (
-                "spec.controllerManager.extraArgs",
-                &self.controller_manager.extra_args,
-            ),
-            ("spec.scheduler.extraArgs", &self.scheduler.extra_args),
-            ("spec.etcd.extraArgs", &self.etcd.extra_args),
-        ];
-        for (path, args) in extra_args {
-            for k in args.keys() {
-                if k.is_empty()
-                    || k.starts_with('-')
-                    || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                {
-                    err(format!("{path}.{k}"), "write the flag name without leading dashes (e.g. `audit-log-maxage: \"30\"`)".into());
+        for (i, extra) in self.api_server.cert_sans.iter().enumerate() {
+            let path = format!("spec.apiServer.certSANs[{i}]");
+            match extra.parse::<IpAddr>() {
+                Ok(ip) => {
+                    if let Some(why) = unusable_address(ip) {
+                        err(
+                            path,
+                            format!("{ip} cannot be a certificate address ({why}); remove it"),
+                        );
+                    }
+                }
+                Err(_) => {
+                    if let Err(e) = crate::DnsName::try_from(extra.as_str()) {
+                        err(
+                            path,
+                            format!("is neither an IP address nor a DNS name: {}", e.reason),
+                        );
+                    }
                 }
             }
         }
-
-        match &self.backend {
-            crate::BackendSpec::Local(_) => {}
-            crate::BackendSpec::Aws(aws) => aws.validate(self, &mut err),
-            crate::BackendSpec::Azure(azure) => azure.validate(self, &mut err),
-        }
-        self.security.validate(self, &mut err);
-        if let Some(gw) = &self.gateway {
-            self.validate_gateway(gw, &names, &ips, &mut err);
-        }
-
-        let pki = &self.pki;
-        if pki.cert_validity.get().as_secs() < 3600 {
-            err(
-                "spec.pki.certValidity".into(),
-                format!("{} is shorter than one hour", pki.cert_validity),
-            );
-        }
-        if pki.ca_validity.get() < pki.cert_validity.get() {
-            err(
-                "spec.pki.certValidity".into(),
-                format!(
-                    "{} is longer than spec.pki.caValidity ({}): a certificate cannot outlive its CA",
-                    pki.cert_validity, pki.ca_validity
-                ),
-            );
-        }
-
-        if errors.is_empty() {
-            Ok(warnings)
-        } else {
-            Err(Error::Invalid {
-                file: None,
-                problems: errors,
-            })
+        let components = [
+            (
+                "spec.apiServer",
+                &self.api_server.extra_args,
+                &self.api_server.extra_volumes[..],
+            ),
+            (
+                "spec.controllerManager",
+                &self.controller_manager.extra_args,
+                &self.controller_manager.extra_volumes[..],
+            ),
+            (
+                "spec.scheduler",
+                &self.scheduler.extra_args,
+                &self.scheduler.extra_volumes[..],
+            ),
+            ("spec.etcd", &self.etcd.extra_args, &[][..]),
+        ];
+        for (section, args, volumes) in components {
+            crate::components::validate_extra_args(section, args, err);
+            crate::components::validate_volumes(section, volumes, err);
         }
     }
 
@@ -230,14 +258,40 @@ impl ClusterSpec {
                 format!("{} is already used by {first}", gw.ip),
             );
         }
-        if !gw.private_cidr.contains(&gw.ip) {
+        let block = gw.private_cidr;
+        let last = match block.net() {
+            ipnet::IpNet::V4(n) if n.prefix_len() < 31 => Some(IpAddr::V4(n.broadcast())),
+            _ => None,
+        };
+        if let Some(why) = unusable_address(gw.ip) {
+            err(
+                format!("{p}.ip"),
+                format!("{} cannot be the gateway's address ({why})", gw.ip),
+            );
+        } else if !block.contains(&gw.ip) {
+            err(
+                format!("{p}.ip"),
+                format!("{} is outside spec.gateway.privateCIDR {block}", gw.ip),
+            );
+        } else if gw.ip == block.net().network() && block.host_bits() > 1 {
             err(
                 format!("{p}.ip"),
                 format!(
-                    "{} is outside spec.gateway.privateCIDR {}",
-                    gw.ip, gw.private_cidr
+                    "{} is the network address of spec.gateway.privateCIDR {block}; give a host address",
+                    gw.ip
                 ),
             );
+        } else if Some(gw.ip) == last {
+            err(
+                format!("{p}.ip"),
+                format!(
+                    "{} is the broadcast address of spec.gateway.privateCIDR {block}; give a host address",
+                    gw.ip
+                ),
+            );
+        }
+        if let Some(e) = &gw.tunnel.endpoint {
+            endpoint_address(e, "spec.gateway.tunnel.endpoint", err);
         }
         let ifname_ok = |n: &str| {
             !n.is_empty()
@@ -245,12 +299,13 @@ impl ClusterSpec {
                 && n.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         };
-        if !ifname_ok(&gw.egress_interface) {
+        if let Some(egress) = &gw.egress_interface
+            && !ifname_ok(egress)
+        {
             err(
                 format!("{p}.egressInterface"),
                 format!(
-                    "{:?} is not an interface name (1-15 letters, digits, '-', '_', '.')",
-                    gw.egress_interface
+                    "{egress:?} is not an interface name (1-15 letters, digits, '-', '_', '.'); leave it out to use the default route's interface"
                 ),
             );
         }
@@ -354,5 +409,17 @@ impl ClusterSpec {
                 }
             }
         }
+    }
+}
+
+/// An endpoint written as an address must be one a client can dial.
+fn endpoint_address(e: &Endpoint, path: &str, err: &mut impl FnMut(String, String)) {
+    if let Host::Ip(ip) = e.host
+        && let Some(why) = unusable_address(ip)
+    {
+        err(
+            path.to_owned(),
+            format!("{ip} cannot be an endpoint address ({why}); give the address clients dial"),
+        );
     }
 }
