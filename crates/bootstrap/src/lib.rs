@@ -28,6 +28,7 @@ pub mod aci;
 mod cluster;
 pub mod dayone;
 pub mod etcd;
+pub mod fetch;
 mod https;
 pub mod local;
 
