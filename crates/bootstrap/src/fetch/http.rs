@@ -62,7 +62,9 @@ pub(super) fn check_base_url(url: &str) -> Result<(), Error> {
         return Err(bad("it has no host".to_owned()));
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(bad("it has a query or fragment; give the directory that holds v<version>/".to_owned()));
+        return Err(bad(
+            "it has a query or fragment; give the directory that holds v<version>/".to_owned(),
+        ));
     }
     Ok(())
 }
@@ -190,7 +192,9 @@ impl Client {
         attempt: u32,
     ) -> Result<(Duration, String), Error> {
         if f.transient && attempt <= self.retries {
-            let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+            let factor = 1u32
+                .checked_shl(attempt.saturating_sub(1))
+                .unwrap_or(u32::MAX);
             let delay = self.backoff.saturating_mul(factor).min(MAX_BACKOFF);
             let what = match f.stage {
                 Stage::Status(code) => format!("HTTP {code} {}", f.cause),

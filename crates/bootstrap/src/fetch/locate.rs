@@ -114,7 +114,7 @@ impl Search {
             if is_executable(&path) {
                 let found = binary_version(&path)?;
                 if &found != version {
-                    return Err(mismatch(binary, path, found, version, &[]));
+                    return Err(mismatch(binary, path, found, version));
                 }
                 return Ok(located(path, Origin::BinDir, Vec::new()));
             }
@@ -132,7 +132,7 @@ impl Search {
                 }
                 Ok(found) => {
                     passed_over.push((path.clone(), format!("Kubernetes {found}")));
-                    first_problem.get_or_insert_with(|| mismatch(binary, path, found, version, &[]));
+                    first_problem.get_or_insert_with(|| mismatch(binary, path, found, version));
                 }
                 Err(e) => {
                     passed_over.push((path, e.to_string()));
@@ -146,24 +146,11 @@ impl Search {
             let path = cache.path(binary, version, arch);
             let found = binary_version(&path)?;
             if &found != version {
-                return Err(mismatch(binary, path, found, version, &passed_over));
+                return Err(mismatch(binary, path, found, version));
             }
             return Ok(located(path, Origin::Cache, passed_over));
         }
-        match first_problem {
-            Some(Error::VersionMismatch {
-                binary,
-                path,
-                found,
-                wanted,
-                ..
-            }) => {
-                let others: Vec<_> = passed_over.into_iter().filter(|(p, _)| p != &path).collect();
-                Err(mismatch(binary, path, found, &wanted, &others))
-            }
-            Some(e) => Err(e),
-            None => Err(self.not_found(vec![binary], version)),
-        }
+        Err(first_problem.unwrap_or_else(|| self.not_found(vec![binary], version)))
     }
 
     fn not_found(&self, binaries: Vec<Binary>, version: &KubernetesVersion) -> Error {
@@ -192,18 +179,12 @@ fn mismatch(
     path: PathBuf,
     found: KubernetesVersion,
     wanted: &KubernetesVersion,
-    others: &[(PathBuf, String)],
 ) -> Error {
-    let also = others
-        .iter()
-        .map(|(p, why)| format!("; {} was passed over too ({why})", p.display()))
-        .collect();
     Error::VersionMismatch {
         binary,
         path,
         found,
         wanted: wanted.clone(),
-        also,
     }
 }
 

@@ -170,7 +170,9 @@ impl Cache {
 
     /// The directory of one version and architecture: `<root>/v1.35.0/linux-amd64`.
     pub fn dir(&self, version: &KubernetesVersion, arch: Arch) -> PathBuf {
-        self.root.join(version.to_string()).join(format!("linux-{arch}"))
+        self.root
+            .join(version.to_string())
+            .join(format!("linux-{arch}"))
     }
 
     /// Where `binary` is (or would be) cached.
@@ -448,7 +450,7 @@ pub enum Error {
     /// A binary is of another Kubernetes version than the spec's.
     #[error(
         "{} is Kubernetes {found}, but the spec wants {wanted}; run `frankenetes fetch` to \
-         cache {wanted}, or pass --bin-dir with {wanted} binaries{also}",
+         cache {wanted}, or pass --bin-dir with {wanted} binaries",
         .path.display()
     )]
     VersionMismatch {
@@ -460,8 +462,6 @@ pub enum Error {
         found: KubernetesVersion,
         /// The spec's.
         wanted: KubernetesVersion,
-        /// Other candidates passed over (empty or starting with `; `).
-        also: String,
     },
     /// Binaries are nowhere to be found.
     #[error(
