@@ -32,6 +32,7 @@ mod cluster;
 pub mod dayone;
 pub mod etcd;
 mod events;
+pub mod fetch;
 mod gates;
 mod https;
 pub mod local;

@@ -1,0 +1,954 @@
+//! The official Kubernetes binaries: downloaded from `dl.k8s.io` (or a mirror with the same
+//! layout), verified against their published SHA-256 files, kept in a per-version cache; and
+//! found again ([`locate`]) with their `--version` checked against the spec's.
+//!
+//! ```no_run
+//! use frankenetes_bootstrap::fetch::{self, Binary, Cache, FetchOptions};
+//!
+//! # async fn run() -> Result<(), fetch::Error> {
+//! let version = "v1.35.0".parse().expect("a version");
+//! let options = FetchOptions::new(Cache::from_env()?);
+//! let got = fetch::fetch(&Binary::ALL, &version, &options, |event| eprintln!("{event:?}")).await?;
+//! let found = fetch::locate(&Binary::ALL, &version, None, &options.cache)?;
+//! # let _ = (got, found); Ok(()) }
+//! ```
+//!
+//! A download goes to a temporary file in the cache directory (`.kubelet.tmp-<pid>-<n>`), is
+//! fsynced, verified, made executable (0755) and renamed into place; its verified SHA-256 is
+//! then written next to it (`kubelet.sha256`, in `sha256sum` format). A cache hit is a binary
+//! whose SHA-256, computed again on every use, equals the recorded one: a truncated, replaced
+//! or bit-rotten file is downloaded again, never used. One process at a time works in a
+//! version's directory (a lock on its `.lock` file), which is what makes removing the temporary
+//! files of a killed run safe.
+
+mod http;
+mod locate;
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use frankenetes_spec::KubernetesVersion;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+pub use locate::{Located, Origin, Search, binary_version, locate};
+
+/// Where the official binaries are published: `<base>/v1.35.0/bin/linux/amd64/kubelet`.
+pub const DEFAULT_BASE_URL: &str = "https://dl.k8s.io/release";
+
+/// A Kubernetes binary that [`fetch`] downloads and [`locate`] finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Binary {
+    /// `kube-apiserver`.
+    KubeApiserver,
+    /// `kube-controller-manager`.
+    KubeControllerManager,
+    /// `kube-scheduler`.
+    KubeScheduler,
+    /// `kubelet`.
+    Kubelet,
+    /// `kube-proxy`.
+    KubeProxy,
+    /// `kubectl`.
+    Kubectl,
+}
+
+impl Binary {
+    /// Every binary, control plane first.
+    pub const ALL: [Binary; 6] = [
+        Binary::KubeApiserver,
+        Binary::KubeControllerManager,
+        Binary::KubeScheduler,
+        Binary::Kubelet,
+        Binary::KubeProxy,
+        Binary::Kubectl,
+    ];
+
+    /// The file name, as published and as installed: `kube-apiserver`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Binary::KubeApiserver => "kube-apiserver",
+            Binary::KubeControllerManager => "kube-controller-manager",
+            Binary::KubeScheduler => "kube-scheduler",
+            Binary::Kubelet => "kubelet",
+            Binary::KubeProxy => "kube-proxy",
+            Binary::Kubectl => "kubectl",
+        }
+    }
+}
+
+impl fmt::Display for Binary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Binary {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Binary::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| Error::UnknownBinary { name: s.to_owned() })
+    }
+}
+
+/// A CPU architecture the Kubernetes project publishes Linux binaries for (and we support).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Arch {
+    /// x86-64 (`amd64` in Kubernetes' paths).
+    Amd64,
+    /// 64-bit ARM (`arm64`).
+    Arm64,
+}
+
+impl Arch {
+    /// This machine's architecture, or [`Error::UnsupportedArch`].
+    pub fn host() -> Result<Arch, Error> {
+        Arch::from_rust_arch(std::env::consts::ARCH)
+    }
+
+    /// The architecture for Rust's name of it (`x86_64`, `aarch64`).
+    pub fn from_rust_arch(arch: &str) -> Result<Arch, Error> {
+        match arch {
+            "x86_64" => Ok(Arch::Amd64),
+            "aarch64" => Ok(Arch::Arm64),
+            other => Err(Error::UnsupportedArch {
+                arch: other.to_owned(),
+            }),
+        }
+    }
+
+    /// The name in Kubernetes' download paths: `amd64`, `arm64`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The binary cache: `<root>/v1.35.0/linux-amd64/kubelet` (plus `kubelet.sha256`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+impl Cache {
+    /// A cache rooted at `root` (the directory that holds the `v<version>` directories).
+    pub fn new(root: impl Into<PathBuf>) -> Cache {
+        Cache { root: root.into() }
+    }
+
+    /// The default cache: `$XDG_CACHE_HOME/frankenetes/bin`, else `$HOME/.cache/frankenetes/bin`.
+    pub fn from_env() -> Result<Cache, Error> {
+        default_root(
+            std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from),
+            std::env::var_os("HOME").map(PathBuf::from),
+        )
+        .map(Cache::new)
+        .ok_or(Error::NoCacheDir)
+    }
+
+    /// The directory that holds the version directories.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of one version and architecture: `<root>/v1.35.0/linux-amd64`.
+    pub fn dir(&self, version: &KubernetesVersion, arch: Arch) -> PathBuf {
+        self.root
+            .join(version.to_string())
+            .join(format!("linux-{arch}"))
+    }
+
+    /// Where `binary` is (or would be) cached.
+    pub fn path(&self, binary: Binary, version: &KubernetesVersion, arch: Arch) -> PathBuf {
+        self.dir(version, arch).join(binary.name())
+    }
+
+    /// The SHA-256 (lowercase hex) of the cached `binary` when it is a hit: the file exists and
+    /// hashes, now, to the checksum recorded when it was verified. `None` when it is missing,
+    /// has no record, or differs from it. Reads the whole file.
+    pub fn verified(
+        &self,
+        binary: Binary,
+        version: &KubernetesVersion,
+        arch: Arch,
+    ) -> Result<Option<String>, Error> {
+        verified_entry(&self.path(binary, version, arch))
+    }
+}
+
+/// XDG: a relative `XDG_CACHE_HOME` is invalid and ignored.
+fn default_root(xdg_cache_home: Option<PathBuf>, home: Option<PathBuf>) -> Option<PathBuf> {
+    let base = match xdg_cache_home.filter(|p| p.is_absolute()) {
+        Some(xdg) => xdg,
+        None => home.filter(|p| p.is_absolute())?.join(".cache"),
+    };
+    Some(base.join("frankenetes").join("bin"))
+}
+
+/// How [`fetch`] downloads: from where, which CA, timeouts and retries.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FetchOptions {
+    /// The release location, [`DEFAULT_BASE_URL`], or a mirror with the same layout
+    /// (`<base>/v1.35.0/bin/linux/amd64/kubelet` and `kubelet.sha256`). `http` or `https`.
+    pub base_url: String,
+    /// Where verified binaries are kept.
+    pub cache: Cache,
+    /// The architecture to fetch for; `None`: this machine's.
+    pub arch: Option<Arch>,
+    /// A PEM file of CA certificates trusted in addition to the system's (a mirror with a
+    /// private CA).
+    pub ca_cert: Option<PathBuf>,
+    /// How long to wait for a connection (TCP and TLS).
+    pub connect_timeout: Duration,
+    /// How long a read may wait for data (a stalled transfer fails after this).
+    pub read_timeout: Duration,
+    /// Retries after a transient failure (connection refused or reset, timeout, a transfer cut
+    /// short, HTTP 408, 429 or 5xx); not after a checksum mismatch, a 404 or a TLS failure.
+    pub retries: u32,
+    /// The delay before the first retry; doubled at each next one, at most 30 s.
+    pub backoff: Duration,
+}
+
+impl FetchOptions {
+    /// dl.k8s.io, this machine's architecture, 15 s to connect, 30 s per read, 4 retries
+    /// after 1, 2, 4 and 8 s.
+    pub fn new(cache: Cache) -> FetchOptions {
+        FetchOptions {
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            cache,
+            arch: None,
+            ca_cert: None,
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(30),
+            retries: 4,
+            backoff: Duration::from_secs(1),
+        }
+    }
+
+    /// The download URL of `binary` (its checksum is this plus `.sha256`).
+    pub fn url(&self, binary: Binary, version: &KubernetesVersion, arch: Arch) -> String {
+        format!(
+            "{}/{version}/bin/linux/{arch}/{binary}",
+            self.base_url.trim_end_matches('/')
+        )
+    }
+}
+
+/// What [`fetch`] is doing, for a progress bar. Events of one binary come in this order:
+/// `Cached`, or `Started`, `Bytes`..., (`Retrying`, `Started`, `Bytes`...)..., `Verified`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FetchEvent {
+    /// The cache already holds a verified copy: nothing is downloaded.
+    Cached {
+        /// The binary.
+        binary: Binary,
+        /// Its path in the cache.
+        path: PathBuf,
+    },
+    /// A download (attempt) began; `total` is the size the server announced.
+    Started {
+        /// The binary.
+        binary: Binary,
+        /// Where from.
+        url: String,
+        /// Bytes to come, when known.
+        total: Option<u64>,
+    },
+    /// Bytes arrived.
+    Bytes {
+        /// The binary.
+        binary: Binary,
+        /// Bytes received so far in this attempt.
+        received: u64,
+        /// Bytes to come in all, when known.
+        total: Option<u64>,
+    },
+    /// A transient failure; the download starts over after `delay`.
+    Retrying {
+        /// The binary.
+        binary: Binary,
+        /// The attempt that failed (1 is the first).
+        attempt: u32,
+        /// The wait before the next one.
+        delay: Duration,
+        /// What went wrong, with the URL.
+        cause: String,
+    },
+    /// The download matched its published checksum and is in the cache.
+    Verified {
+        /// The binary.
+        binary: Binary,
+        /// Its path in the cache.
+        path: PathBuf,
+        /// Its SHA-256, lowercase hex.
+        sha256: String,
+    },
+}
+
+/// A binary [`fetch`] made available.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Fetched {
+    /// The binary.
+    pub binary: Binary,
+    /// Its path in the cache (executable).
+    pub path: PathBuf,
+    /// Its SHA-256, lowercase hex.
+    pub sha256: String,
+    /// Whether it was downloaded now (`false`: a cache hit).
+    pub downloaded: bool,
+}
+
+/// Errors of fetching and locating binaries; each names the URL, file or binary.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The machine's architecture has no official binaries we support.
+    #[error(
+        "this machine's architecture is {arch}; Kubernetes binaries are fetched for amd64 \
+         (x86_64) and arm64 (aarch64) only: install them yourself and pass --bin-dir"
+    )]
+    UnsupportedArch {
+        /// Rust's name of it.
+        arch: String,
+    },
+    /// A binary name we do not know.
+    #[error(
+        "unknown binary `{name}`; one of kube-apiserver, kube-controller-manager, \
+         kube-scheduler, kubelet, kube-proxy, kubectl"
+    )]
+    UnknownBinary {
+        /// The name given.
+        name: String,
+    },
+    /// No cache directory could be chosen.
+    #[error("neither XDG_CACHE_HOME nor HOME is set to an absolute path; choose a cache directory")]
+    NoCacheDir,
+    /// The base URL is unusable.
+    #[error("mirror URL `{url}`: {reason}")]
+    BaseUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The extra CA certificate file is unusable.
+    #[error("CA certificate {}: {reason}", .path.display())]
+    CaCert {
+        /// The PEM file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The HTTP client could not be set up (e.g. no usable system CA store).
+    #[error("cannot set up HTTPS: {cause}")]
+    Client {
+        /// Why.
+        cause: String,
+    },
+    /// The server could not be reached, after every retry.
+    #[error("could not connect to {url}: {cause} ({attempts} attempt{})", plural(*.attempts))]
+    Connect {
+        /// The URL.
+        url: String,
+        /// Why: `connection refused`, a TLS failure...
+        cause: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The transfer failed, after every retry.
+    #[error("download of {url} failed: {cause} ({attempts} attempt{})", plural(*.attempts))]
+    Transfer {
+        /// The URL.
+        url: String,
+        /// Why: the connection broke off, no data within the read timeout...
+        cause: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The server answered with an error status.
+    #[error("{url} answered HTTP {status}{hint}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+        /// What it likely means (empty or starting with `: `).
+        hint: String,
+    },
+    /// The published checksum file holds no SHA-256.
+    #[error("{url} does not hold a SHA-256 checksum (64 hex digits): {content:?}")]
+    ChecksumFile {
+        /// The checksum file's URL.
+        url: String,
+        /// Its beginning.
+        content: String,
+    },
+    /// A download did not match its published checksum; it was discarded.
+    #[error(
+        "{binary} downloaded from {url} has SHA-256 {actual}, but {url}.sha256 publishes \
+         {expected}; the download was discarded and nothing was cached"
+    )]
+    Checksum {
+        /// The binary.
+        binary: Binary,
+        /// The binary's URL.
+        url: String,
+        /// The published SHA-256.
+        expected: String,
+        /// The downloaded file's SHA-256.
+        actual: String,
+    },
+    /// A file could not be read or written.
+    #[error("{}", .path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A binary could not be run to ask its version.
+    #[error("cannot run `{} {args}`: {cause}", .path.display())]
+    Run {
+        /// The binary.
+        path: PathBuf,
+        /// The arguments.
+        args: String,
+        /// Why.
+        cause: String,
+    },
+    /// A binary's version output was not understood.
+    #[error("`{} {args}` did not print a Kubernetes version (`Kubernetes v1.35.0`): {output:?}", .path.display())]
+    VersionOutput {
+        /// The binary.
+        path: PathBuf,
+        /// The arguments.
+        args: String,
+        /// What it printed (the start of it).
+        output: String,
+    },
+    /// A binary is of another Kubernetes version than the spec's.
+    #[error(
+        "{} is Kubernetes {found}, but the spec wants {wanted}; run `frankenetes fetch` to \
+         cache {wanted}, or pass --bin-dir with {wanted} binaries",
+        .path.display()
+    )]
+    VersionMismatch {
+        /// The binary.
+        binary: Binary,
+        /// Where it is.
+        path: PathBuf,
+        /// Its version.
+        found: KubernetesVersion,
+        /// The spec's.
+        wanted: KubernetesVersion,
+    },
+    /// Binaries are nowhere to be found.
+    #[error(
+        "{} {version} not found in {searched}; run `frankenetes fetch` to download {}, or \
+         pass --bin-dir",
+        names(.binaries), if .binaries.len() == 1 { "it" } else { "them" }
+    )]
+    NotFound {
+        /// The binaries missing.
+        binaries: Vec<Binary>,
+        /// The version wanted.
+        version: KubernetesVersion,
+        /// Where they were looked for.
+        searched: String,
+    },
+}
+
+fn plural(n: u32) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn names(binaries: &[Binary]) -> String {
+    let v: Vec<&str> = binaries.iter().map(|b| b.name()).collect();
+    v.join(", ")
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Makes `binaries` (each once, in order) for `version` available in the cache: a verified
+/// cached copy is used as is (no request at all), anything else is downloaded from
+/// `options.base_url`, checked against its `.sha256` file and moved into place atomically.
+/// Progress goes to `progress`. Downloads run one at a time.
+pub async fn fetch(
+    binaries: &[Binary],
+    version: &KubernetesVersion,
+    options: &FetchOptions,
+    progress: impl Fn(FetchEvent),
+) -> Result<Vec<Fetched>, Error> {
+    let arch = match options.arch {
+        Some(a) => a,
+        None => Arch::host()?,
+    };
+    http::check_base_url(&options.base_url)?;
+    let dir = options.cache.dir(version, arch);
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let _lock = lock_dir(&dir).await?;
+    remove_stale_temps(&dir)?;
+
+    let mut client = None;
+    let mut out: Vec<Fetched> = Vec::new();
+    for &binary in binaries {
+        if out.iter().any(|f| f.binary == binary) {
+            continue;
+        }
+        let path = dir.join(binary.name());
+        let p = path.clone();
+        if let Some(sha256) = blocking(&path, move || verified_entry(&p)).await? {
+            progress(FetchEvent::Cached {
+                binary,
+                path: path.clone(),
+            });
+            out.push(Fetched {
+                binary,
+                path,
+                sha256,
+                downloaded: false,
+            });
+            continue;
+        }
+        let client = match &mut client {
+            Some(c) => c,
+            None => client.insert(http::Client::new(options)?),
+        };
+        let url = options.url(binary, version, arch);
+        let expected = client
+            .checksum(&url, binary, &progress)
+            .await
+            .map_err(|e| with_version_hint(e, version, arch))?;
+        let sha256 = download(client, &url, &dir, binary, &expected, &progress)
+            .await
+            .map_err(|e| with_version_hint(e, version, arch))?;
+        progress(FetchEvent::Verified {
+            binary,
+            path: path.clone(),
+            sha256: sha256.clone(),
+        });
+        out.push(Fetched {
+            binary,
+            path,
+            sha256,
+            downloaded: true,
+        });
+    }
+    Ok(out)
+}
+
+fn with_version_hint(e: Error, version: &KubernetesVersion, arch: Arch) -> Error {
+    match e {
+        Error::Status { url, status, hint } if status == 404 && hint.is_empty() => Error::Status {
+            url,
+            status,
+            hint: format!(
+                " Not Found: is {version} a released Kubernetes version? A mirror needs \
+                 dl.k8s.io's layout: <base>/{version}/bin/linux/{arch}/<binary>"
+            ),
+        },
+        e => e,
+    }
+}
+
+/// Downloads `url` into a temporary file in `dir`, retrying transient failures, and moves it
+/// into place if its SHA-256 is `expected`. Returns the SHA-256.
+async fn download(
+    client: &http::Client,
+    url: &str,
+    dir: &Path,
+    binary: Binary,
+    expected: &str,
+    progress: &impl Fn(FetchEvent),
+) -> Result<String, Error> {
+    let mut attempt = 0;
+    let (tmp, actual) = loop {
+        attempt += 1;
+        match download_once(client, url, dir, binary, progress).await {
+            Ok(done) => break done,
+            Err(http::Failed::Local(e)) => return Err(e),
+            Err(http::Failed::Net(f)) => {
+                let (delay, cause) = client.retry_or_fail(f, url, attempt)?;
+                progress(FetchEvent::Retrying {
+                    binary,
+                    attempt,
+                    delay,
+                    cause,
+                });
+                tokio::time::sleep(delay).await;
+            }
+        }
+    };
+    if actual != expected {
+        return Err(Error::Checksum {
+            binary,
+            url: url.to_owned(),
+            expected: expected.to_owned(),
+            actual,
+        });
+    }
+    let final_path = dir.join(binary.name());
+    tmp.persist(&final_path).await?;
+    let record = format!("{actual}  {}\n", binary.name());
+    write_atomic(dir, &format!("{}.sha256", binary.name()), record.as_bytes())?;
+    sync_dir(dir)?;
+    Ok(actual)
+}
+
+/// One attempt: the whole body into a new temporary file, hashed on the way.
+async fn download_once(
+    client: &http::Client,
+    url: &str,
+    dir: &Path,
+    binary: Binary,
+    progress: &impl Fn(FetchEvent),
+) -> Result<(TempFile, String), http::Failed> {
+    let mut transfer = client.open(url).await?;
+    let total = transfer.total();
+    progress(FetchEvent::Started {
+        binary,
+        url: url.to_owned(),
+        total,
+    });
+    let mut tmp = TempFile::create(dir, binary.name())?;
+    let mut hasher = Sha256::new();
+    while let Some(chunk) = transfer.chunk().await? {
+        hasher.update(&chunk);
+        tmp.write(&chunk).await?;
+        progress(FetchEvent::Bytes {
+            binary,
+            received: transfer.received(),
+            total,
+        });
+    }
+    Ok((tmp, hex(&hasher.finalize())))
+}
+
+/// A temporary file in the cache directory, removed on drop unless persisted.
+struct TempFile {
+    path: PathBuf,
+    file: Option<tokio::fs::File>,
+    pending: Vec<u8>,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+const TEMP_MARK: &str = ".tmp-";
+
+impl TempFile {
+    fn create(dir: &Path, name: &str) -> Result<TempFile, Error> {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!(".{name}{TEMP_MARK}{}-{n}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        Ok(TempFile {
+            path,
+            file: Some(tokio::fs::File::from_std(file)),
+            pending: Vec::new(),
+        })
+    }
+
+    /// Buffers a chunk; the buffer is written out in 1 MiB pieces.
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), Error> {
+        self.pending.extend_from_slice(chunk);
+        if self.pending.len() >= 1 << 20 {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), Error> {
+        if let Some(f) = &mut self.file {
+            f.write_all(&self.pending)
+                .await
+                .map_err(io_err(&self.path))?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes out, fsyncs, makes it 0755 and renames it to `to`.
+    async fn persist(mut self, to: &Path) -> Result<(), Error> {
+        self.flush().await?;
+        if let Some(mut f) = self.file.take() {
+            f.flush().await.map_err(io_err(&self.path))?;
+            f.sync_all().await.map_err(io_err(&self.path))?;
+        }
+        std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o755))
+            .map_err(io_err(&self.path))?;
+        std::fs::rename(&self.path, to).map_err(io_err(to))?;
+        self.path = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Writes `dir/name` through a fsynced temporary file and a rename (0644).
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Error> {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}{TEMP_MARK}{}-{n}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dir.join(name))
+    })();
+    result.map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Io { path: tmp, source }
+    })
+}
+
+fn sync_dir(dir: &Path) -> Result<(), Error> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// An exclusive lock on `dir/.lock`, held while the returned file lives; waits for another
+/// `fetch` working in the same directory to finish.
+async fn lock_dir(dir: &Path) -> Result<std::fs::File, Error> {
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o644)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    let mut waited = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if !waited {
+                    tracing::info!("waiting for another fetch working in {}", dir.display());
+                    waited = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(std::fs::TryLockError::Error(source)) => return Err(Error::Io { path, source }),
+        }
+    }
+}
+
+/// Removes the temporary files a killed run left behind (under the directory's lock, so no
+/// live download is touched).
+fn remove_stale_temps(dir: &Path) -> Result<(), Error> {
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(TEMP_MARK) {
+            let path = entry.path();
+            tracing::debug!("removing the stale temporary file {}", path.display());
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::Io { path, source: e });
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The SHA-256 of the binary at `path` if it equals the one recorded in `<path>.sha256`.
+fn verified_entry(path: &Path) -> Result<Option<String>, Error> {
+    let mut record_path = path.as_os_str().to_owned();
+    record_path.push(".sha256");
+    let record_path = PathBuf::from(record_path);
+    let record = match std::fs::read_to_string(&record_path) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(Error::Io {
+                path: record_path,
+                source,
+            });
+        }
+    };
+    let Some(recorded) = parse_sha256(&record) else {
+        return Ok(None);
+    };
+    let Some(actual) = sha256_file(path)? else {
+        return Ok(None);
+    };
+    if actual == recorded {
+        Ok(Some(actual))
+    } else {
+        tracing::warn!(
+            "{} no longer matches its recorded SHA-256; it will be downloaded again",
+            path.display()
+        );
+        Ok(None)
+    }
+}
+
+/// The SHA-256 of a file, `None` if it does not exist.
+pub(crate) fn sha256_file(path: &Path) -> Result<Option<String>, Error> {
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(Error::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(Some(hex(&hasher.finalize())))
+}
+
+/// The first word of a `sha256sum`-style line, if it is 64 hex digits (lowercased).
+fn parse_sha256(text: &str) -> Option<String> {
+    let word = text.split_whitespace().next()?;
+    (word.len() == 64 && word.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| word.to_ascii_lowercase())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    path: &Path,
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_root_follows_xdg_then_home() {
+        let root = |x: Option<&str>, h: Option<&str>| {
+            default_root(x.map(PathBuf::from), h.map(PathBuf::from))
+        };
+        assert_eq!(
+            root(Some("/x"), Some("/home/u")),
+            Some(PathBuf::from("/x/frankenetes/bin"))
+        );
+        assert_eq!(
+            root(Some("rel"), Some("/home/u")),
+            Some(PathBuf::from("/home/u/.cache/frankenetes/bin"))
+        );
+        assert_eq!(
+            root(None, Some("/home/u")),
+            Some(PathBuf::from("/home/u/.cache/frankenetes/bin"))
+        );
+        assert_eq!(root(None, None), None);
+        assert_eq!(root(None, Some("")), None);
+    }
+
+    #[test]
+    fn arch_names() {
+        assert_eq!(Arch::from_rust_arch("x86_64").unwrap(), Arch::Amd64);
+        assert_eq!(Arch::from_rust_arch("aarch64").unwrap(), Arch::Arm64);
+        let e = Arch::from_rust_arch("riscv64").unwrap_err().to_string();
+        assert!(e.contains("riscv64") && e.contains("--bin-dir"), "{e}");
+    }
+
+    #[test]
+    fn binary_names_round_trip() {
+        for b in Binary::ALL {
+            assert_eq!(b.name().parse::<Binary>().unwrap(), b);
+        }
+        let e = "kubeadm".parse::<Binary>().unwrap_err().to_string();
+        assert!(e.contains("kubeadm") && e.contains("kube-proxy"), "{e}");
+    }
+
+    #[test]
+    fn checksum_parsing() {
+        let h = "A".repeat(64);
+        assert_eq!(parse_sha256(&h), Some("a".repeat(64)));
+        assert_eq!(
+            parse_sha256(&format!("{h}  kubelet\n")),
+            Some("a".repeat(64))
+        );
+        assert_eq!(parse_sha256(&"a".repeat(63)), None);
+        assert_eq!(parse_sha256(&"g".repeat(64)), None);
+        assert_eq!(parse_sha256("<html>"), None);
+        assert_eq!(parse_sha256(""), None);
+    }
+
+    #[test]
+    fn urls_have_the_release_layout() {
+        let mut o = FetchOptions::new(Cache::new("/c"));
+        let v: KubernetesVersion = "v1.35.0".parse().unwrap();
+        assert_eq!(
+            o.url(Binary::Kubelet, &v, Arch::Amd64),
+            "https://dl.k8s.io/release/v1.35.0/bin/linux/amd64/kubelet"
+        );
+        o.base_url = "https://mirror.example/k8s/".into();
+        assert_eq!(
+            o.url(Binary::KubeProxy, &v, Arch::Arm64),
+            "https://mirror.example/k8s/v1.35.0/bin/linux/arm64/kube-proxy"
+        );
+        assert_eq!(
+            o.cache.path(Binary::Kubectl, &v, Arch::Arm64),
+            PathBuf::from("/c/v1.35.0/linux-arm64/kubectl")
+        );
+    }
+}
