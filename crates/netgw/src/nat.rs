@@ -205,7 +205,10 @@ impl FirewallPlan {
     pub fn new(spec: &GatewaySpec) -> Self {
         Self {
             gateway: spec.name.as_str().to_owned(),
-            egress_interface: spec.egress_interface.clone(),
+            egress_interface: spec
+                .egress_interface
+                .clone()
+                .unwrap_or_else(|| "eth0".into()),
             tunnel_interface: spec.tunnel.interface.clone(),
             listen_port: spec.tunnel.listen_port,
             private_cidr: spec.private_cidr.net(),
