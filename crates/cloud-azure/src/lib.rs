@@ -35,8 +35,10 @@ mod backend;
 pub mod body;
 #[cfg(any(test, feature = "testing"))]
 mod fixtures;
+mod platform;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod topology;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +52,8 @@ pub use arm::ARM_SCOPE;
 pub use backend::{AciBackend, StorageAccountKeys};
 pub use body::{AZURE_TAG_KEY, StorageKey, container_group_body, unit_from_group};
 pub use frankenetes_compute::{BackendError, BackendErrorKind, ComputeBackend};
+pub use platform::AciPlatform;
+pub use topology::{AciOptions, AciPrices, AciRole, AciTopology};
 
 /// The ACI api-version every call uses (latest stable).
 pub const ACI_API_VERSION: &str = "2026-05-01";

@@ -1,5 +1,6 @@
-//! The ACI topology (bootstrap's `aci` module) through the real ACI backend against the
-//! replay: each component group's request body, the pause → resume sequence, plan and cost.
+//! The ACI platform driven by the deployment API (`frankenetes_bootstrap::Cluster`) through the
+//! real ACI backend against the replay: each component group's request body, the pause →
+//! resume sequence, down, plan and cost.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -7,7 +8,8 @@ use frankenetes_cloud_azure::testing as support;
 
 use std::time::Duration;
 
-use frankenetes_bootstrap::aci::{self, AciOptions, AciRole, PauseMode};
+use frankenetes_bootstrap::{Cluster, DownOptions, Options, ResumeOptions};
+use frankenetes_cloud_azure::{AciOptions, AciPlatform, AciRole};
 use frankenetes_spec::{ClusterSpec, San};
 use support::{FakeArm, Recorded, redact_body};
 
@@ -42,10 +44,11 @@ fn opts() -> AciOptions {
     AciOptions::default().with_waits(Duration::from_secs(20), Duration::from_millis(10))
 }
 
-fn units(spec: &ClusterSpec) -> (aci::AciUnits, frankenetes_pki::Pki) {
-    let pki = frankenetes_pki::Pki::generate(&frankenetes_pki::PkiPlan::from(spec)).unwrap();
-    let rendered = frankenetes_manifests::render(spec, &pki).unwrap();
-    (aci::units(spec, &rendered, &opts()).unwrap(), pki)
+/// The cluster on the replay, its working directory in `dir`.
+fn cluster(arm: &FakeArm, dir: &std::path::Path) -> Cluster<AciPlatform> {
+    let spec = spec();
+    let platform = AciPlatform::new(&spec, arm.backend(), opts()).unwrap();
+    Cluster::new(spec, platform, Options::new(dir))
 }
 
 fn group_of(r: &Recorded) -> &str {
@@ -60,11 +63,11 @@ fn group_of(r: &Recorded) -> &str {
 
 #[tokio::test]
 async fn each_component_group_request_body() {
-    let spec = spec();
-    let (units, pki) = units(&spec);
     let arm = FakeArm::start().await.unwrap();
-    let backend = arm.backend();
-    aci::up_with(&backend, &units, &opts()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(&arm, dir.path());
+    c.up().await.unwrap();
+    let pki = c.prepare(true).unwrap().pki;
 
     let puts: Vec<Recorded> = arm
         .recorded()
@@ -173,24 +176,17 @@ async fn each_component_group_request_body() {
 
 #[tokio::test]
 async fn pause_snapshots_before_etcd_goes_and_resume_restores_before_etcd_starts() {
-    for mode in [PauseMode::Stop, PauseMode::Delete] {
-        let spec = spec();
-        let (units, _) = units(&spec);
+    {
         let arm = FakeArm::start().await.unwrap();
-        let backend = arm.backend();
-        aci::up_with(&backend, &units, &opts()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let c = cluster(&arm, dir.path());
+        c.up().await.unwrap();
         let before = arm.recorded().len();
-        aci::pause_with(&backend, &units, mode, &opts())
-            .await
-            .unwrap();
+        c.pause().await.unwrap();
         let rec: Vec<Recorded> = arm.recorded().into_iter().skip(before).collect();
         let pos = |pred: &dyn Fn(&Recorded) -> bool| rec.iter().position(pred);
         let release = |r: &Recorded, g: &str| {
-            group_of(r) == g
-                && match mode {
-                    PauseMode::Stop => r.method == "POST" && r.path.ends_with("/stop"),
-                    _ => r.method == "DELETE",
-                }
+            group_of(r) == g && r.method == "POST" && r.path.ends_with("/stop")
         };
         let snap_put = pos(&|r| r.method == "PUT" && group_of(r) == "kubelius-snapshot")
             .expect("snapshot job created");
@@ -227,7 +223,7 @@ async fn pause_snapshots_before_etcd_goes_and_resume_restores_before_etcd_starts
             let etcd = pos(&|r| release(r, &format!("kubelius-etcd-{i}"))).expect("etcd released");
             assert!(
                 snap_put < etcd && snap_del < etcd,
-                "snapshot before etcd-{i} goes ({mode:?})"
+                "snapshot before etcd-{i} goes"
             );
         }
         assert!(
@@ -237,14 +233,10 @@ async fn pause_snapshots_before_etcd_goes_and_resume_restores_before_etcd_starts
         );
 
         let before = arm.recorded().len();
-        aci::resume_with(&backend, &units, &opts()).await.unwrap();
+        c.resume(ResumeOptions::default()).await.unwrap();
         let rec: Vec<Recorded> = arm.recorded().into_iter().skip(before).collect();
         let started = |r: &Recorded, g: &str| {
-            group_of(r) == g
-                && match mode {
-                    PauseMode::Stop => r.method == "POST" && r.path.ends_with("/start"),
-                    _ => r.method == "PUT",
-                }
+            group_of(r) == g && r.method == "POST" && r.path.ends_with("/start")
         };
         let etcd_last = (0..3)
             .map(|i| {
@@ -262,10 +254,7 @@ async fn pause_snapshots_before_etcd_goes_and_resume_restores_before_etcd_starts
             })
             .min()
             .unwrap();
-        assert!(
-            etcd_last < api_first,
-            "etcd is back before any apiserver ({mode:?})"
-        );
+        assert!(etcd_last < api_first, "etcd is back before any apiserver");
         // in each etcd group the restore init container runs before etcd starts
         let etcd_body = arm
             .recorded()
@@ -296,11 +285,10 @@ async fn pause_snapshots_before_etcd_goes_and_resume_restores_before_etcd_starts
 
 #[tokio::test]
 async fn a_failed_snapshot_leaves_etcd_running() {
-    let spec = spec();
-    let (units, _) = units(&spec);
     let arm = FakeArm::start().await.unwrap();
-    let backend = arm.backend();
-    aci::up_with(&backend, &units, &opts()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(&arm, dir.path());
+    c.up().await.unwrap();
     let mut failed =
         support::fixture("ContainerGroupsGet_Failed.json")["responses"]["200"]["body"].clone();
     failed["name"] = serde_json::json!("kubelius-snapshot");
@@ -325,26 +313,31 @@ async fn a_failed_snapshot_leaves_etcd_running() {
             support::Reply::new(200, Some(failed.clone())),
         );
     }
-    let e = aci::pause_with(&backend, &units, PauseMode::Delete, &opts())
-        .await
-        .unwrap_err();
+    let e = c.pause().await.unwrap_err();
     assert!(e.to_string().contains("final snapshot"), "{e}");
     assert!(
         arm.recorded()
             .iter()
-            .all(|r| !(r.method == "DELETE" && group_of(r).starts_with("kubelius-etcd"))),
+            .all(|r| !((r.method == "DELETE" || r.path.ends_with("/stop"))
+                && group_of(r).starts_with("kubelius-etcd"))),
         "etcd untouched"
     );
 }
 
 #[tokio::test]
 async fn down_removes_every_group_and_keeps_the_share() {
-    let spec = spec();
-    let (units, _) = units(&spec);
     let arm = FakeArm::start().await.unwrap();
-    let backend = arm.backend();
-    aci::up_with(&backend, &units, &opts()).await.unwrap();
-    aci::down(&backend, &units.tag).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(&arm, dir.path());
+    c.up().await.unwrap();
+    let preview = c.down(DownOptions::default().dry_run(true)).await.unwrap();
+    assert_eq!(preview.found.len(), 9, "{preview:?}");
+    assert!(
+        arm.recorded().iter().all(|r| r.method != "DELETE"),
+        "a dry run deletes nothing"
+    );
+    let report = c.down(DownOptions::default()).await.unwrap();
+    assert!(report.left.is_empty(), "{report:?}");
     let rec = arm.recorded();
     assert_eq!(rec.iter().filter(|r| r.method == "DELETE").count(), 9);
     assert!(
@@ -356,33 +349,44 @@ async fn down_removes_every_group_and_keeps_the_share() {
 #[test]
 fn plan_lists_groups_fqdns_sizes_and_cost() {
     let spec = spec();
-    let plan = aci::plan(&spec, &AciOptions::default()).unwrap();
-    assert_eq!(plan.groups.len(), 9);
-    let etcd = &plan.groups[0];
+    let dir = tempfile::tempdir().unwrap();
+    // Offline: the platform's backend is never called by plan.
+    let backend = frankenetes_cloud_azure::AciBackend::from_spec(&spec).unwrap();
+    let platform = AciPlatform::new(&spec, backend, AciOptions::default()).unwrap();
+    let c = Cluster::new(spec, platform, Options::new(dir.path()));
+    let (prepared, plan) = c.plan().unwrap();
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "plan writes nothing"
+    );
+    let topology = c.platform().topology(&prepared.workload).unwrap();
+    assert_eq!(topology.groups.len(), 9);
+    let etcd = &topology.groups[0];
     assert_eq!(etcd.role, AciRole::Etcd);
     assert_eq!(
         etcd.fqdn.as_deref(),
         Some("kubelius-3f9a-etcd-0.westeurope.azurecontainer.io")
     );
     // etcd 1 vCPU / 2 GiB + sidecar 0.1 vCPU / 0.25 GiB
-    assert_eq!((etcd.cpu_millis, etcd.memory_mib), (1100, 2304));
-    let p = plan.prices;
-    let expect: f64 = plan
+    assert_eq!(etcd.size(), (1100, 2304));
+    let p = AciOptions::default().prices;
+    let expect: f64 = topology
         .groups
         .iter()
         .map(|g| {
-            (f64::from(g.cpu_millis) / 1000.0 * p.per_vcpu_second
-                + f64::from(g.memory_mib) / 1024.0 * p.per_gb_second)
+            let (cpu, mem) = g.size();
+            (f64::from(cpu) / 1000.0 * p.per_vcpu_second
+                + f64::from(mem) / 1024.0 * p.per_gb_second)
                 * 3600.0
         })
         .sum();
-    assert!((plan.cost_per_hour() - expect).abs() < 1e-12);
+    assert!((plan.usd_per_hour() - expect).abs() < 1e-12);
     assert!(
-        plan.cost_per_hour() > 0.1 && plan.cost_per_hour() < 2.0,
+        plan.usd_per_hour() > 0.1 && plan.usd_per_hour() < 2.0,
         "{}",
-        plan.cost_per_hour()
+        plan.usd_per_hour()
     );
-    let table = plan.table();
+    let table = topology.table(&p, "kubelius3f9a/etcd-snapshots");
     assert!(
         table.contains("kubelius-3f9a-apiserver-2.westeurope.azurecontainer.io"),
         "{table}"
