@@ -456,6 +456,9 @@ impl<P: Platform> Cluster<P> {
             .await?;
         let w = &prepared.workload;
         let plan = self.platform.plan(w).map_err(backend(Phase::Preflight))?;
+        for note in &plan.notes {
+            self.emit(Event::Info(note.clone()));
+        }
         for warning in &plan.warnings {
             self.emit(Event::Warning(warning.clone()));
         }

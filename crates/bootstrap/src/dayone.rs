@@ -246,7 +246,7 @@ pub async fn apply(
                     }
                     Error::Unreachable {
                         object: what.clone(),
-                        message: e.to_string(),
+                        message: transport_cause(&e),
                     }
                 }
             };
@@ -283,8 +283,27 @@ fn api_error(object: &str, e: kube::Error) -> Error {
         kube::Error::Api(status) => explain(object, Credential::Admin, &status),
         e => Error::Unreachable {
             object: object.to_owned(),
-            message: e.to_string(),
+            message: transport_cause(&e),
         },
+    }
+}
+
+/// What went wrong under a transport error, in a sentence: the innermost causes
+/// (`Connection refused (os error 111)`), not the client library's wrappers
+/// (`ServiceError: client error (Connect)`).
+pub(crate) fn transport_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        chain.push(c.to_string());
+        cur = c.source();
+    }
+    // The last two links name the cause (`tcp connect error: Connection refused`).
+    let tail: Vec<&String> = chain.iter().rev().take(2).collect();
+    match tail.as_slice() {
+        [last, before] if !before.contains(last.as_str()) => format!("{before}: {last}"),
+        [last, ..] => (*last).clone(),
+        [] => String::new(),
     }
 }
 

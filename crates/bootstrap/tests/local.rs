@@ -47,7 +47,9 @@ fn cluster(name: &str, base: u8, dir: &Path) -> (Cluster<LocalPlatform>, Guard) 
     require("etcdctl", "etcd-client");
     let opts = Options::new(dir).gate_timeout(Duration::from_secs(60));
     // Kubernetes binaries are looked up in PATH too; keep this test about the etcd tier.
-    let platform = LocalPlatform::new(dir).bin_dir(Some(dir.join("no-kube-binaries")));
+    let platform = LocalPlatform::new(dir)
+        .bin_dir(Some(dir.join("no-kube-binaries")))
+        .cache(None);
     let c = Cluster::new(spec(name, base), platform, opts);
     (c, Guard(LocalBackend::new(dir.join("run"))))
 }

@@ -35,7 +35,9 @@ fn loopback(base: u8) -> [String; 3] {
 }
 
 fn cluster_with(spec: ClusterSpec, dir: &Path, gate: Duration) -> (Cluster<LocalPlatform>, Guard) {
-    let platform = LocalPlatform::new(dir).bin_dir(Some(dir.join("no-kube-binaries")));
+    let platform = LocalPlatform::new(dir)
+        .bin_dir(Some(dir.join("no-kube-binaries")))
+        .cache(None);
     let c = Cluster::new(spec, platform, Options::new(dir).gate_timeout(gate));
     (c, Guard(LocalBackend::new(dir.join("run"))))
 }
@@ -163,7 +165,9 @@ async fn concurrent_ups_never_interleave() {
     for _ in 0..10 {
         let (s, d) = (s.clone(), dir.path().to_owned());
         tasks.push(tokio::spawn(async move {
-            let platform = LocalPlatform::new(&d).bin_dir(Some(d.join("none")));
+            let platform = LocalPlatform::new(&d)
+                .bin_dir(Some(d.join("none")))
+                .cache(None);
             Cluster::new(
                 s,
                 platform,

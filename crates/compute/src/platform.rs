@@ -294,6 +294,8 @@ pub struct PlatformPlan {
     pub warnings: Vec<String>,
     /// Where the prices come from, and when they were read.
     pub price_source: Option<String>,
+    /// Plain information (which binary runs, from where).
+    pub notes: Vec<String>,
 }
 
 impl PlatformPlan {
@@ -549,4 +551,72 @@ pub async fn delete_units(
 /// Whether a state counts as up for [`Gate::Running`].
 pub fn is_up(state: UnitState) -> bool {
     state == UnitState::Running
+}
+
+/// A boxed platform is a platform: a tool picks its backend at run time
+/// (`Cluster<Box<dyn Platform>>`).
+#[async_trait::async_trait]
+impl Platform for Box<dyn Platform> {
+    fn backend(&self) -> &dyn ComputeBackend {
+        (**self).backend()
+    }
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn reachable(&self) -> bool {
+        (**self).reachable()
+    }
+    fn placement(&self) -> Placement {
+        (**self).placement()
+    }
+    fn etcd_version(&self) -> Result<Option<String>, BackendError> {
+        (**self).etcd_version()
+    }
+    fn plan(&self, w: &Workload) -> Result<PlatformPlan, BackendError> {
+        (**self).plan(w)
+    }
+    fn waves(&self, w: &Workload) -> Result<Vec<Wave>, BackendError> {
+        (**self).waves(w)
+    }
+    fn validate(&self, w: &Workload) -> Result<(), BackendError> {
+        (**self).validate(w)
+    }
+    async fn preflight(&self, w: &Workload) -> Result<(), BackendError> {
+        (**self).preflight(w).await
+    }
+    async fn provision(&self, w: &Workload, on: OnProgress<'_>) -> Result<(), BackendError> {
+        (**self).provision(w, on).await
+    }
+    async fn complete(&self, w: &Workload, on: OnProgress<'_>) -> Result<Outputs, BackendError> {
+        (**self).complete(w, on).await
+    }
+    async fn inventory(&self, tag: &ClusterTag) -> Result<Vec<Resource>, BackendError> {
+        (**self).inventory(tag).await
+    }
+    async fn teardown(
+        &self,
+        tag: &ClusterTag,
+        purge: bool,
+        on: OnProgress<'_>,
+    ) -> Result<Vec<Resource>, BackendError> {
+        (**self).teardown(tag, purge, on).await
+    }
+    fn supports(&self, op: Operation) -> Result<(), BackendError> {
+        (**self).supports(op)
+    }
+    fn members_without_data(&self, w: &Workload) -> Result<Vec<String>, BackendError> {
+        (**self).members_without_data(w)
+    }
+    async fn restore(
+        &self,
+        w: &Workload,
+        file: &std::path::Path,
+        members: &[String],
+        on: OnProgress<'_>,
+    ) -> Result<(), BackendError> {
+        (**self).restore(w, file, members, on).await
+    }
+    async fn before_pause(&self, w: &Workload, on: OnProgress<'_>) -> Result<(), BackendError> {
+        (**self).before_pause(w, on).await
+    }
 }

@@ -1,16 +1,21 @@
 //! Frankenetes: a Kubernetes control plane built the hard way, automatically and securely.
 //!
-//! This crate re-exports the workspace's library crates and holds the `frankenetes` binary.
+//! This crate re-exports the workspace's library crates, and [`platform_for`] builds the one
+//! platform value for whichever backend a spec names. The `frankenetes` command is the
+//! `frankenetes-cli` package.
 //!
 //! | feature | default | what it adds |
 //! | --- | --- | --- |
-//! | `local` | yes | [`bootstrap`]: the sequencer, the local-process backend, etcd snapshot/restore |
+//! | `local` | yes | [`bootstrap`]: the deployment API, the local-process backend, etcd snapshot/restore |
 //! | `aws` | no | `cloud_aws`: the cheap AWS lab (EC2, NLB, NAT/WireGuard gateway; `aws-sdk-ec2`) |
 //! | `azure` | no | `cloud_azure`: Azure Container Instances (ARM REST, `azure_identity`) |
-//! | `cli` | yes | the `frankenetes` binary (implies `local`) |
 //!
-//! [`spec`], [`pki`], [`manifests`], [`netgw`] and [`compute`] are always there; they need no
-//! async runtime. With `default-features = false` you get exactly those.
+//! [`spec`], [`bundle`], [`pki`], [`manifests`], [`netgw`] and [`compute`] are always there;
+//! they need no async runtime. With `default-features = false` you get exactly those.
+//!
+//! `manifests` uses `k8s-openapi`, which lets only the final application choose the Kubernetes
+//! API version: add `k8s-openapi = { version = "0.29", features = ["latest"] }` (or `v1_35`, …)
+//! to your application's dependencies.
 //!
 //! ```
 //! use frankenetes::{pki::{Pki, PkiPlan}, spec::ClusterSpec};
@@ -35,3 +40,17 @@ pub use frankenetes_manifests as manifests;
 pub use frankenetes_netgw as netgw;
 pub use frankenetes_pki as pki;
 pub use frankenetes_spec as spec;
+
+/// The backends compiled into this build, for `--version` and `init --backend`.
+pub const BACKENDS: &[&str] = &[
+    "local",
+    #[cfg(feature = "aws")]
+    "aws",
+    #[cfg(feature = "azure")]
+    "azure",
+];
+
+#[cfg(feature = "local")]
+mod platform;
+#[cfg(feature = "local")]
+pub use platform::{PlatformError, PlatformOptions, platform_for};

@@ -479,6 +479,23 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether the user must change what they gave (a mirror URL, a CA file, a binary of
+    /// another release where they pointed): the CLI exits 2 for these.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Error::UnsupportedArch { .. }
+                | Error::UnknownBinary { .. }
+                | Error::NoCacheDir
+                | Error::BaseUrl { .. }
+                | Error::CaCert { .. }
+                | Error::VersionMismatch { .. }
+                | Error::NotFound { .. }
+        )
+    }
+}
+
 fn plural(n: u32) -> &'static str {
     if n == 1 { "" } else { "s" }
 }

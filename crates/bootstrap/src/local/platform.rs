@@ -11,11 +11,13 @@ use frankenetes_compute::{
 use super::LocalBackend;
 use super::preflight::{is_local_address, port_free, port_holder};
 
+use crate::fetch::{self, Binary, Cache, Origin, Search};
+
 /// The Kubernetes binaries the control plane runs besides etcd.
-const KUBE_BINARIES: [&str; 3] = [
-    "kube-apiserver",
-    "kube-controller-manager",
-    "kube-scheduler",
+const KUBE_BINARIES: [Binary; 3] = [
+    Binary::KubeApiserver,
+    Binary::KubeControllerManager,
+    Binary::KubeScheduler,
 ];
 
 /// etcd's metrics port (kubeadm's), which it also listens on.
@@ -28,6 +30,7 @@ const ETCD_METRICS: u16 = frankenetes_spec::ports::ETCD_METRICS;
 pub struct LocalPlatform {
     backend: LocalBackend,
     bin_dir: Option<PathBuf>,
+    cache: Option<Cache>,
 }
 
 fn invalid(m: impl Into<String>) -> BackendError {
@@ -65,7 +68,16 @@ impl LocalPlatform {
         Self {
             backend: LocalBackend::new(dir.as_ref().join("run")),
             bin_dir: None,
+            cache: Cache::from_env().ok(),
         }
+    }
+
+    /// Looks for binaries fetched by `frankenetes fetch` in `cache` (default: the user's
+    /// cache, `~/.cache/frankenetes/bin`); `None`: not in any cache.
+    #[must_use]
+    pub fn cache(mut self, cache: Option<Cache>) -> Self {
+        self.cache = cache;
+        self
     }
 
     /// Looks for the Kubernetes binaries in `dir` first.
@@ -88,28 +100,44 @@ impl LocalPlatform {
         })
     }
 
-    /// Each Kubernetes binary, found or not.
-    fn kube_binaries(&self) -> Vec<(&'static str, Option<PathBuf>)> {
+    fn search(&self) -> Search {
+        let mut search = match &self.cache {
+            Some(c) => Search::new(self.bin_dir.as_deref(), c),
+            None => Search::new(self.bin_dir.as_deref(), &Cache::new(PathBuf::new())),
+        };
+        if self.cache.is_none() {
+            search.cache = None;
+        }
+        search
+    }
+
+    /// Each Kubernetes binary of `version`: found (with where), missing, or an error (one of
+    /// another release where the user pointed).
+    fn kube_binaries(
+        &self,
+        version: &str,
+    ) -> Result<Vec<(Binary, Option<fetch::Located>)>, BackendError> {
+        let version = version
+            .parse()
+            .map_err(|e| invalid(format!("spec.kubernetesVersion {version:?}: {e}")))?;
+        let search = self.search();
         KUBE_BINARIES
             .into_iter()
-            .map(|b| (b, find_binary(b, self.bin_dir.as_deref())))
+            .map(|b| match search.locate_one(b, &version) {
+                Ok(l) => Ok((b, Some(l))),
+                Err(fetch::Error::NotFound { .. }) => Ok((b, None)),
+                Err(e) => Err(invalid(e.to_string())),
+            })
             .collect()
     }
 
-    fn missing_binaries(&self) -> Vec<&'static str> {
-        self.kube_binaries()
+    fn missing_binaries(&self, version: &str) -> Result<Vec<Binary>, BackendError> {
+        Ok(self
+            .kube_binaries(version)?
             .into_iter()
-            .filter(|(_, p)| p.is_none())
+            .filter(|(_, l)| l.is_none())
             .map(|(b, _)| b)
-            .collect()
-    }
-
-    fn binary(&self, name: &str) -> Result<PathBuf, BackendError> {
-        if name == "etcd" {
-            return self.etcd_binary();
-        }
-        find_binary(name, self.bin_dir.as_deref())
-            .ok_or_else(|| invalid(format!("`{name}` was not found in --bin-dir or PATH")))
+            .collect())
     }
 
     /// The unit running `component` of `node`: its command with the binary's full path.
@@ -118,10 +146,21 @@ impl LocalPlatform {
         tag: &ClusterTag,
         node: &str,
         c: &ComponentSpec,
+        binaries: &[(Binary, Option<fetch::Located>)],
     ) -> Result<UnitSpec, BackendError> {
+        let path = if c.name == "etcd" {
+            self.etcd_binary()?
+        } else {
+            binaries
+                .iter()
+                .find(|(b, _)| b.name() == c.name)
+                .and_then(|(_, l)| l.as_ref())
+                .map(|l| l.path.clone())
+                .ok_or_else(|| invalid(format!("`{}` was not found", c.name)))?
+        };
         let mut command = c.command.clone();
         if let Some(first) = command.first_mut() {
-            *first = self.binary(&c.name)?.display().to_string();
+            *first = path.display().to_string();
         }
         Ok(UnitSpec::container_group(
             format!("{}-{node}", c.name),
@@ -131,51 +170,26 @@ impl LocalPlatform {
     }
 
     /// The warning `plan` and `up` show when the apiserver tier cannot run.
-    fn missing_warning(&self, version: &str) -> Option<String> {
-        let missing = self.missing_binaries();
-        (!missing.is_empty()).then(|| {
+    fn missing_warning(&self, version: &str) -> Result<Option<String>, BackendError> {
+        let missing = self.missing_binaries(version)?;
+        Ok((!missing.is_empty()).then(|| {
             format!(
-                "{} not found in {}PATH: the etcd tier comes up alone; for the apiserver tier run \
-                 `frankenetes fetch` (or download them from https://dl.k8s.io/release/{version}/bin/linux/{}/ \
-                 and check them against the .sha256 files there) and pass --bin-dir DIR",
-                missing.join(", "),
+                "{} not found in {}PATH or the fetch cache: the etcd tier comes up alone; for the \
+                 apiserver tier run `frankenetes fetch` (it downloads them from \
+                 https://dl.k8s.io/release/{version}/bin/linux/{}/ and checks them against the \
+                 published .sha256 files), or pass --bin-dir DIR",
+                missing
+                    .iter()
+                    .map(|b| b.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 self.bin_dir
                     .as_deref()
                     .map(|d| format!("{} or ", d.display()))
                     .unwrap_or_default(),
                 release_arch()
             )
-        })
-    }
-
-    /// Checks that a Kubernetes binary is the release the spec names.
-    fn check_version(&self, name: &str, path: &Path, want: &str) -> Result<(), BackendError> {
-        let out = std::process::Command::new(path)
-            .arg("--version")
-            .output()
-            .map_err(|e| invalid(format!("cannot run {} --version: {e}", path.display())))?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let got = text
-            .split_whitespace()
-            .find(|w| w.starts_with('v') && w[1..].starts_with(|c: char| c.is_ascii_digit()))
-            .unwrap_or("")
-            .to_owned();
-        if got != want {
-            return Err(invalid(format!(
-                "{} is {} but spec.kubernetesVersion is {want}: use binaries of {want} \
-                 (`frankenetes fetch`, or --bin-dir pointing at them), or change the spec",
-                path.display(),
-                if got.is_empty() {
-                    format!(
-                        "of an unknown version ({name} --version said {:?})",
-                        text.trim()
-                    )
-                } else {
-                    got
-                }
-            )));
-        }
-        Ok(())
+        }))
     }
 
     async fn running_units(&self, tag: &ClusterTag) -> Result<Vec<String>, BackendError> {
@@ -241,22 +255,41 @@ impl Platform for LocalPlatform {
             }
         }
         plan.warnings
-            .extend(self.missing_warning(&w.kubernetes_version));
+            .extend(self.missing_warning(&w.kubernetes_version)?);
+        for (b, l) in self.kube_binaries(&w.kubernetes_version)? {
+            let Some(l) = l else { continue };
+            let origin = match l.origin {
+                Origin::BinDir => "--bin-dir",
+                Origin::Path => "PATH",
+                Origin::Cache => "the fetch cache",
+            };
+            plan.notes.push(format!(
+                "{} {} from {origin}: {}",
+                b.name(),
+                l.version,
+                l.path.display()
+            ));
+            for (p, why) in &l.passed_over {
+                plan.notes
+                    .push(format!("passed over {} ({why})", p.display()));
+            }
+        }
         Ok(plan)
     }
 
     fn waves(&self, w: &Workload) -> Result<Vec<Wave>, BackendError> {
         let tag = &w.tag;
         let planes: Vec<_> = w.nodes_of(NodeRole::ControlPlane).collect();
+        let binaries = self.kube_binaries(&w.kubernetes_version)?;
         let wave = |component: &str| -> Result<Vec<UnitSpec>, BackendError> {
             planes
                 .iter()
                 .filter_map(|n| n.component(component).map(|c| (n, c)))
-                .map(|(n, c)| self.unit(tag, &n.name, c))
+                .map(|(n, c)| self.unit(tag, &n.name, c, &binaries))
                 .collect()
         };
         let mut waves = vec![Wave::new("etcd", wave("etcd")?, Gate::EtcdHealthy)];
-        if self.missing_binaries().is_empty() {
+        if binaries.iter().all(|(_, l)| l.is_some()) {
             waves.push(Wave::new(
                 "apiservers",
                 wave("kube-apiserver")?,
@@ -285,11 +318,8 @@ impl Platform for LocalPlatform {
             }
         }
         self.etcd_binary()?;
-        for (name, path) in self.kube_binaries() {
-            if let Some(p) = path {
-                self.check_version(name, &p, &w.kubernetes_version)?;
-            }
-        }
+        // A binary of another release where the user pointed is refused here.
+        self.kube_binaries(&w.kubernetes_version)?;
         Ok(())
     }
 
