@@ -126,7 +126,7 @@ pub(crate) mod aws {
     use std::path::Path;
 
     use anyhow::Context;
-    use frankenetes::cloud_aws::{Event, Lab, LabPayloads, load_sdk_config};
+    use frankenetes::cloud_aws::{self, Event, Lab, LabPayloads, Plan, load_sdk_config};
     use frankenetes::manifests::Rendered;
     use frankenetes::netgw::{self, GatewayBundle, GatewayOptions, VpnState};
     use frankenetes::pki::{self, PkiPlan, SyncOptions};
@@ -148,8 +148,25 @@ pub(crate) mod aws {
             .collect()
     }
 
+    /// A lab error, as bad input (exit 2) when the user must change something.
+    fn aws_err(e: cloud_aws::Error) -> anyhow::Error {
+        if e.is_bad_input() {
+            BadInput(e.to_string()).into()
+        } else {
+            e.into()
+        }
+    }
+
+    /// The lab's plan (no AWS call), sized with payloads rendered in memory.
+    pub(crate) fn plan(spec: &ClusterSpec, rendered: &Rendered) -> anyhow::Result<Plan> {
+        let payloads = sample_payloads(spec, rendered)?;
+        Lab::offline(spec)
+            .and_then(|lab| lab.plan(&payloads))
+            .map_err(aws_err)
+    }
+
     /// The payloads `plan` sizes: rendered in memory with throwaway keys, nothing written.
-    pub(crate) fn sample_payloads(
+    fn sample_payloads(
         spec: &ClusterSpec,
         rendered: &Rendered,
     ) -> anyhow::Result<LabPayloads> {
@@ -197,16 +214,19 @@ pub(crate) mod aws {
             let sdk = load_sdk_config(&spec, None).await;
             match op {
                 Op::Up => {
-                    // The spec is checked (aws section, gateway) before anything is written.
-                    Lab::offline(&spec, LabPayloads::default())?;
-                    let lab = Lab::new(&sdk, &spec, payloads(&spec, &bundle)?)?;
+                    // The spec is checked (aws section, gateway, sizes) before anything is written.
+                    Lab::offline(&spec)
+                        .and_then(|l| l.plan(&LabPayloads::default()))
+                        .map_err(aws_err)?;
+                    let lab = Lab::new(&sdk, &spec).map_err(aws_err)?;
+                    let payloads = payloads(&spec, &bundle)?;
                     eprintln!("==> the lab of {} (VPC, gateway, nodes, NLB)", spec.name);
                     let mut interrupt = tokio::signal::unix::signal(
                         tokio::signal::unix::SignalKind::interrupt(),
                     )
                     .context("cannot catch SIGINT")?;
                     let report = tokio::select! {
-                        r = lab.up(&on_event) => r?,
+                        r = lab.up(&payloads, &on_event) => r.map_err(aws_err)?,
                         _ = interrupt.recv() => {
                             eprintln!("interrupted: what was created is tagged; `frankenetes up` finishes it, `frankenetes down` removes it");
                             return Ok(Outcome::Problems);
@@ -217,9 +237,7 @@ pub(crate) mod aws {
                         report.created.len(),
                         report.found.len()
                     );
-                    if let Some(ip) = &report.gateway_public_ip {
-                        outln!("gateway (WireGuard endpoint): {ip}");
-                    }
+                    outln!("gateway (WireGuard endpoint): {}", report.wireguard_endpoint);
                     if let Some(dns) = &report.load_balancer_dns {
                         outln!("API load balancer: {dns}");
                     }
@@ -238,17 +256,16 @@ pub(crate) mod aws {
                 }
                 Op::Status => {
                     // Read-only: what exists of the plan.
-                    let lab = Lab::new(&sdk, &spec, LabPayloads::default())?;
-                    let plan = lab.plan().await?;
-                    out!("{plan}");
-                    Ok(if plan.to_create() == 0 {
+                    let status = Lab::new(&sdk, &spec).map_err(aws_err)?.status().await?;
+                    out!("{status}");
+                    Ok(if status.is_up() {
                         Outcome::Ok
                     } else {
                         Outcome::Problems
                     })
                 }
                 Op::Down { purge } => {
-                    let lab = Lab::new(&sdk, &spec, LabPayloads::default())?;
+                    let lab = Lab::new(&sdk, &spec).map_err(aws_err)?;
                     eprintln!("==> deleting every resource tagged with cluster {}", spec.name);
                     let audit = lab.down(&on_event).await?;
                     out!("{audit}");

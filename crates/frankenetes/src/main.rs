@@ -828,10 +828,9 @@ fn plan(file: &Path) -> anyhow::Result<Outcome> {
         }
         #[cfg(feature = "aws")]
         spec::BackendSpec::Aws(_) => {
-            let payloads = cloud::aws::sample_payloads(&spec, &rendered)?;
-            let lab = frankenetes::cloud_aws::Lab::offline(&spec, payloads)?;
+            let plan = cloud::aws::plan(&spec, &rendered)?;
             outln!("aws: what `up` creates (no call is made now; `status` shows what exists)");
-            out!("{}", lab.desired_plan());
+            out!("{plan}");
         }
         spec::BackendSpec::Local(_) => {}
         #[allow(unreachable_patterns)]
