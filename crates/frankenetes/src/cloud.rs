@@ -166,10 +166,7 @@ pub(crate) mod aws {
     }
 
     /// The payloads `plan` sizes: rendered in memory with throwaway keys, nothing written.
-    fn sample_payloads(
-        spec: &ClusterSpec,
-        rendered: &Rendered,
-    ) -> anyhow::Result<LabPayloads> {
+    fn sample_payloads(spec: &ClusterSpec, rendered: &Rendered) -> anyhow::Result<LabPayloads> {
         let gateway = match &spec.gateway {
             Some(gw) => {
                 let nowhere = std::env::temp_dir().join("frankenetes-plan-has-no-state");
