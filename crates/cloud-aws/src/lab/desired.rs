@@ -294,6 +294,77 @@ fn describe_rules(rules: &[Rule]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::model::Kind;
+
+    /// The write-up's lab with two workers, control-02 booting from the bucket.
+    fn desired() -> Vec<Desired> {
+        let yaml = r#"
+apiVersion: frankenetes.dev/v1alpha1
+kind: Cluster
+metadata: { name: kubelius }
+spec:
+  kubernetesVersion: v1.35.0
+  controlPlaneEndpoint: 10.10.16.10:6443
+  controlPlane:
+    - { name: control-01, ip: 10.10.16.11 }
+    - { name: control-02, ip: 10.10.16.12 }
+  workers:
+    - { name: worker-01, ip: 10.10.16.21 }
+  gateway: { name: gw, ip: 10.10.31.10, privateCIDR: 10.10.16.0/20 }
+  backend:
+    aws: { region: eu-west-3 }
+"#;
+        let spec = frankenetes_spec::ClusterSpec::from_yaml(yaml).unwrap().spec;
+        let lab = Lab::offline(&spec).unwrap();
+        lab.desired(&BTreeSet::from(["control-02".to_owned()]))
+    }
+
+    #[test]
+    fn every_role_comes_after_what_it_needs_and_the_kinds_table_agrees() {
+        let all = desired();
+        for (i, d) in all.iter().enumerate() {
+            for n in &d.needs {
+                let at = all.iter().position(|x| x.role == *n);
+                assert!(
+                    at.is_some_and(|at| at < i),
+                    "{} needs {n}, made later or never",
+                    d.role
+                );
+                assert!(
+                    d.role.kind().depends_on().contains(&n.kind()),
+                    "{} needs {n}, but Kind::{:?} does not depend on Kind::{:?}",
+                    d.role,
+                    d.role.kind(),
+                    n.kind()
+                );
+            }
+        }
+        // Each role once; every kind but volumes (made by the instances) is there.
+        let keys: BTreeSet<_> = all.iter().map(|d| d.role.key()).collect();
+        assert_eq!(keys.len(), all.len());
+        let kinds: BTreeSet<Kind> = all.iter().map(|d| d.role.kind()).collect();
+        assert_eq!(kinds.len(), Kind::ALL.len() - 1);
+        assert!(!kinds.contains(&Kind::Volume));
+        let instance = |unit: &str| {
+            all.iter()
+                .find(|d| d.role.tag() == unit && d.role.kind() == Kind::Instance)
+                .unwrap()
+        };
+        assert!(instance("control-02").needs.contains(&Role::PayloadBucket));
+        assert!(!instance("control-01").needs.contains(&Role::PayloadBucket));
+        assert!(
+            instance("gw")
+                .needs
+                .iter()
+                .any(|n| n.tag() == "eni-gateway")
+        );
+        assert_eq!(
+            all.iter()
+                .filter(|d| d.role.kind() == Kind::Instance)
+                .count(),
+            4
+        );
+    }
 
     #[test]
     fn names_fit_elbv2_limits() {

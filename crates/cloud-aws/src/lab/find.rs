@@ -60,6 +60,88 @@ impl Lab {
         let f = self.cluster_filter();
         let ec2 = &self.ec2;
         Ok(match kind {
+            Kind::Vpc
+            | Kind::Subnet
+            | Kind::InternetGateway
+            | Kind::RouteTable
+            | Kind::SecurityGroup
+            | Kind::NetworkInterface
+            | Kind::ElasticIp => self.find_network(kind).await?,
+            Kind::Instance => ec2::list_instances(ec2, c)
+                .await?
+                .iter()
+                .map(|i| {
+                    Found::new(
+                        kind,
+                        i.instance_id(),
+                        tags::value(i.tags(), UNIT_KEY).unwrap_or_default(),
+                    )
+                })
+                .collect(),
+            Kind::Volume => {
+                let states = ["creating", "available", "in-use", "error"];
+                let out = ec2
+                    .describe_volumes()
+                    .filters(f)
+                    .filters(tags::field("status", &states))
+                    .send()
+                    .await;
+                let out = out.map_err(|e| api("DescribeVolumes", c, e))?;
+                out.volumes()
+                    .iter()
+                    .map(|v| {
+                        Found::new(
+                            kind,
+                            v.volume_id(),
+                            tags::value(v.tags(), UNIT_KEY).unwrap_or("volume"),
+                        )
+                    })
+                    .collect()
+            }
+            Kind::TargetGroup | Kind::LoadBalancer => self
+                .tagged_elb(kind)
+                .await?
+                .into_iter()
+                .map(|(arn, role)| Found::new(kind, Some(&arn), &role))
+                .collect(),
+            Kind::Listener => {
+                let mut all = Vec::new();
+                for (lb, _) in self.tagged_elb(Kind::LoadBalancer).await? {
+                    match self
+                        .elb
+                        .describe_listeners()
+                        .load_balancer_arn(&lb)
+                        .send()
+                        .await
+                    {
+                        Ok(out) => all.extend(
+                            out.listeners()
+                                .iter()
+                                .map(|l| Found::new(kind, l.listener_arn(), "listener")),
+                        ),
+                        Err(e) => {
+                            let e = api("DescribeListeners", &lb, e);
+                            if !e.is_not_found() {
+                                return Err(e);
+                            }
+                        }
+                    }
+                }
+                all
+            }
+            Kind::PayloadBucket => match self.store.find().await? {
+                (bucket, true) => vec![Found::new(kind, Some(&bucket), "payloads")],
+                (_, false) => Vec::new(),
+            },
+        })
+    }
+
+    /// [`Lab::find`] for the EC2 network kinds (the others return nothing here).
+    async fn find_network(&self, kind: Kind) -> Result<Vec<Found>, Error> {
+        let c = self.cluster();
+        let f = self.cluster_filter();
+        let ec2 = &self.ec2;
+        Ok(match kind {
             Kind::Vpc => {
                 let out = ec2.describe_vpcs().filters(f).send().await;
                 let out = out.map_err(|e| api("DescribeVpcs", c, e))?;
@@ -147,72 +229,7 @@ impl Lab {
                     })
                     .collect()
             }
-            Kind::Instance => ec2::list_instances(ec2, c)
-                .await?
-                .iter()
-                .map(|i| {
-                    Found::new(
-                        kind,
-                        i.instance_id(),
-                        tags::value(i.tags(), UNIT_KEY).unwrap_or_default(),
-                    )
-                })
-                .collect(),
-            Kind::Volume => {
-                let states = ["creating", "available", "in-use", "error"];
-                let out = ec2
-                    .describe_volumes()
-                    .filters(f)
-                    .filters(tags::field("status", &states))
-                    .send()
-                    .await;
-                let out = out.map_err(|e| api("DescribeVolumes", c, e))?;
-                out.volumes()
-                    .iter()
-                    .map(|v| {
-                        Found::new(
-                            kind,
-                            v.volume_id(),
-                            tags::value(v.tags(), UNIT_KEY).unwrap_or("volume"),
-                        )
-                    })
-                    .collect()
-            }
-            Kind::TargetGroup | Kind::LoadBalancer => self
-                .tagged_elb(kind)
-                .await?
-                .into_iter()
-                .map(|(arn, role)| Found::new(kind, Some(&arn), &role))
-                .collect(),
-            Kind::Listener => {
-                let mut all = Vec::new();
-                for (lb, _) in self.tagged_elb(Kind::LoadBalancer).await? {
-                    match self
-                        .elb
-                        .describe_listeners()
-                        .load_balancer_arn(&lb)
-                        .send()
-                        .await
-                    {
-                        Ok(out) => all.extend(
-                            out.listeners()
-                                .iter()
-                                .map(|l| Found::new(kind, l.listener_arn(), "listener")),
-                        ),
-                        Err(e) => {
-                            let e = api("DescribeListeners", &lb, e);
-                            if !e.is_not_found() {
-                                return Err(e);
-                            }
-                        }
-                    }
-                }
-                all
-            }
-            Kind::PayloadBucket => match self.store.find().await? {
-                (bucket, true) => vec![Found::new(kind, Some(&bucket), "payloads")],
-                (_, false) => Vec::new(),
-            },
+            _ => Vec::new(),
         })
     }
 
