@@ -46,7 +46,8 @@
 //! IP target group of the control planes.
 //!
 //! `spec.backend.aws.keyName`, when set, names an existing EC2 key pair that every instance
-//! gets (Fedora CoreOS gives its key to the `core` user: `ssh -J core@<gateway IP> core@<node IP>`).
+//! gets (Fedora CoreOS gives its key to the `core` user:
+//! `ssh -J core@<gateway IP> core@<node IP>`).
 //!
 //! Every resource is tagged `frankenetes.dev/cluster=<name>` (and `frankenetes.dev/role`,
 //! `Name`) in its create call (`TagSpecifications`; `Tags` on ELBv2), so no crash can leave an
@@ -76,8 +77,9 @@
 //! type that fits and its cost; the gateway is not checked: NAT and WireGuard fit in a
 //! `t3a.nano`); both instance types offered in the zone (`DescribeInstanceTypeOfferings`);
 //! the key pair (`DescribeKeyPairs`); the AMI (`DescribeImages`: the newest Fedora CoreOS for
-//! each architecture, or `ami:` checked against the machines' architecture). Each refusal is an
-//! [`Error::Spec`] naming the field and what to do. [`Lab::plan`] applies the sizing rule too.
+//! each architecture, or `ami:` checked against the machines' architecture when AWS lists it;
+//! one it does not list is a warning, see below). Each refusal is an [`Error::Spec`] naming the
+//! field and what to do. [`Lab::plan`] applies the sizing rule too.
 //!
 //! # User data over 16 KiB
 //!
@@ -124,9 +126,11 @@
 //!   counts (and what the tests check).
 //! - Elastic IPs report the tag resource type `vpc-elastic-ip`; the audit lists them with
 //!   DescribeAddresses by tag, not through the tagging API.
-//! - There is no Fedora CoreOS AMI: `testing::Moto::start_with_images` (feature `testing`) lists fake ones
-//!   (`MOTO_AMIS_PATH`); a given `ami:` that moto does not list is a warning, not an error
-//!   (`RunInstances` in moto accepts any id; on AWS it refuses one that does not exist).
+//! - There is no Fedora CoreOS AMI: `testing::Moto::start_with_images` (feature `testing`)
+//!   lists fake ones (`MOTO_AMIS_PATH`). Stock moto lists none of the AMI ids tests give as
+//!   `ami:` and launches them anyway, which is why a given AMI that `DescribeImages` does not
+//!   list is only a warning here (on AWS, `RunInstances` then refuses it, after the network
+//!   exists; `down` removes that).
 //! - `DescribeInstanceTypes` and `DescribeInstanceTypeOfferings` answer from moto's bundled
 //!   tables (the same memory and vCPUs as AWS).
 //!
