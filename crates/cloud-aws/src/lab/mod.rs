@@ -113,8 +113,10 @@ impl Lab {
             ));
         }
         let ec2 = aws_sdk_ec2::Client::from_conf(ec2_conf.build());
-        let mut defaults = crate::MachineDefaults::default();
-        defaults.key_name = aws.key_name.clone();
+        let defaults = crate::MachineDefaults {
+            key_name: aws.key_name.clone(),
+            ..Default::default()
+        };
         let timing = Timing::default();
         Ok(Self {
             machines: Ec2Backend::from_client(ec2.clone())
