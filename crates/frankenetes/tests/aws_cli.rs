@@ -140,3 +140,22 @@ fn a_lab_without_a_gateway_is_refused_before_any_call() {
     assert_ne!(up.status.code(), Some(0), "{}", text(&up));
     assert!(text(&up).contains("gateway"), "{}", text(&up));
 }
+
+#[test]
+fn control_planes_too_small_are_bad_input_at_plan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(
+        d.join("lab.yaml"),
+        SPEC.replace("instanceType: t3a.small", "instanceType: t3a.nano"),
+    )
+    .unwrap();
+    let plan = bin(&["plan", "-f", "lab.yaml"], d, None);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    let p = text(&plan);
+    assert!(
+        p.contains("spec.backend.aws.instanceType: t3a.nano has 512 MiB")
+            && p.contains("t3a.small (2048 MiB, 2 vCPUs, $0.0188/hour"),
+        "{p}"
+    );
+}

@@ -320,7 +320,13 @@ impl Lab {
             Ok(out) => out,
             Err(e) => {
                 let e = api("DescribeImages", ami, e);
-                if !e.is_not_found() && e.code() != Some("InvalidAMIID.Malformed") {
+                if e.code() == Some("InvalidAMIID.Malformed") {
+                    return Err(Error::Spec {
+                        field: "spec.backend.aws.ami".into(),
+                        message: format!("EC2 says {ami} is not an AMI id; nothing was created"),
+                    });
+                }
+                if !e.is_not_found() {
                     return Err(e);
                 }
                 on(&Event::Warning(format!(
