@@ -23,8 +23,9 @@ use frankenetes_netgw::GatewayOptions;
 use frankenetes_pki::{PkiPlan, SyncOptions};
 use frankenetes_spec::{ClusterSpec, NodeName};
 
-/// The write-up's lab: VPC 10.10.16.0/20, three t3a.nano control planes on fixed IPs, the
-/// NAT/WireGuard gateway at 10.10.31.10 and the internal NLB at 10.10.16.10.
+/// The write-up's lab: VPC 10.10.16.0/20, three control planes on fixed IPs (t3a.small: the
+/// write-up's t3a.nano has 512 MiB, too little for etcd and kube-apiserver), the NAT/WireGuard
+/// gateway (t3a.nano) at 10.10.31.10 and the internal NLB at 10.10.16.10.
 const LAB: &str = r#"
 apiVersion: frankenetes.dev/v1alpha1
 kind: Cluster
@@ -38,7 +39,7 @@ spec:
     - { name: control-03, ip: 10.10.16.13 }
   gateway: { ip: 10.10.31.10, privateCIDR: 10.10.16.0/20, peers: [{ name: laptop }] }
   backend:
-    aws: { region: eu-west-3, instanceType: t3a.nano, gatewayInstanceType: t3a.nano }
+    aws: { region: eu-west-3, instanceType: t3a.small, gatewayInstanceType: t3a.nano }
 "#;
 
 enum Action {
@@ -88,9 +89,9 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     if let Action::Down = action {
         // Everything tagged with the cluster, found by listing: no payloads, no state.
         let sdk = load_sdk_config(&spec, None).await;
-        let audit = Lab::new(&sdk, &spec, LabPayloads::default())?
-            .down(&|e: &Event| eprintln!("    {e}"))
-            .await?;
+        let lab = Lab::new(&sdk, &spec)?;
+        print!("{}", lab.inventory().await?); // what down deletes
+        let audit = lab.down(&|e: &Event| eprintln!("    {e}")).await?;
         print!("{audit}");
         return Ok(if audit.is_clean() {
             ExitCode::SUCCESS
@@ -114,20 +115,20 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let payloads = LabPayloads::new(gw.bundle.to_ignition().into_bytes(), nodes);
 
     // The plan: every resource, its cost per hour and per month; no AWS call.
-    print!("{}", Lab::offline(&spec, payloads.clone())?.desired_plan());
+    print!("{}", Lab::offline(&spec)?.plan(&payloads)?);
     if let Action::Plan = action {
         println!("(plan only: run with --apply to create it, --down to remove it)");
         return Ok(ExitCode::SUCCESS);
     }
 
     let sdk = load_sdk_config(&spec, None).await;
-    let lab = Lab::new(&sdk, &spec, payloads)?;
-    let report = lab.up(&|e: &Event| eprintln!("    {e}")).await?;
+    let lab = Lab::new(&sdk, &spec)?;
+    let report = lab.up(&payloads, &|e: &Event| eprintln!("    {e}")).await?;
     println!(
         "{} created, {} found; WireGuard endpoint {}; API load balancer {}",
         report.created.len(),
         report.found.len(),
-        report.gateway_public_ip.as_deref().unwrap_or("-"),
+        report.wireguard_endpoint,
         report.load_balancer_dns.as_deref().unwrap_or("-"),
     );
     println!(

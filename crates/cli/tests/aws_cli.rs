@@ -1,84 +1,15 @@
 //! `frankenetes plan/up/status/down` with `backend: aws`, against a real `moto_server` on
-//! 127.0.0.1 (started here, stopped by PID when the test ends, also on failure), reached through
-//! `AWS_ENDPOINT_URL` as a user would point the CLI at an emulator. Built with `--features aws`
-//! (scripts/test.sh runs it).
+//! 127.0.0.1 (`frankenetes_cloud_aws::testing::Moto`: stopped by PID when the test ends, also on
+//! failure), reached through `AWS_ENDPOINT_URL` as a user would point the CLI at an emulator.
+//! Built with `--features aws` (scripts/test.sh runs it).
 
 #![cfg(feature = "aws")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail by panicking
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output};
 
-struct Moto {
-    child: Child,
-    port: u16,
-    /// moto's working directory, removed with the server.
-    _dir: tempfile::TempDir,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let exe = [std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(".cache/frankenetes/py/bin"))
-            .unwrap_or_default()]
-        .into_iter()
-        .chain(std::env::split_paths(
-            &std::env::var_os("PATH").unwrap_or_default(),
-        ))
-        .map(|d| d.join("moto_server"))
-        .find(|p| p.exists())
-        .expect("moto_server not found: run scripts/install-deps.sh");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new(exe)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let moto = Moto {
-            child,
-            port,
-            _dir: dir,
-        };
-        let start = Instant::now();
-        while !moto.answers() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "moto_server did not answer on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        moto
-    }
-
-    fn answers(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = write!(
-            s,
-            "GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        );
-        let mut buf = [0u8; 12];
-        s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 200")
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use frankenetes_cloud_aws::testing::Moto;
 
 const SPEC: &str = r#"apiVersion: frankenetes.dev/v1alpha1
 kind: Cluster
@@ -92,7 +23,7 @@ spec:
     - { name: control-03, ip: 10.10.16.13 }
   gateway: { ip: 10.10.31.10, privateCIDR: 10.10.16.0/20, tunnel: { cidr: 10.200.0.0/24 }, peers: [{ name: laptop }] }
   backend:
-    aws: { region: eu-west-3, availabilityZone: eu-west-3a, instanceType: t3a.nano, gatewayInstanceType: t3a.nano, ami: ami-0fc0ffee0fc0ffee0 }
+    aws: { region: eu-west-3, availabilityZone: eu-west-3a, instanceType: t3a.small, gatewayInstanceType: t3a.nano, ami: ami-0fc0ffee0fc0ffee0 }
 "#;
 
 /// The binary with a hermetic AWS environment: moto's endpoint (when given), static test
@@ -143,14 +74,14 @@ fn plan_up_status_down_against_moto_through_aws_endpoint_url() {
         "internal NLB at 10.10.16.10",
         "s3-bucket",
         "control-01, control-02, control-03",
-        "estimated cost: $0.0463/hour",
+        "estimated cost: $0.0886/hour",
     ] {
         assert!(p.contains(want), "plan lacks {want:?}:\n{p}");
     }
     assert!(!d.join(".frankenetes").exists(), "plan wrote nothing");
 
     let moto = Moto::start();
-    let url = format!("http://127.0.0.1:{}", moto.port);
+    let url = moto.url();
     let url = Some(url.as_str());
 
     let up = bin(&["up", "-f", "lab.yaml"], d, url);
@@ -208,4 +139,23 @@ fn a_lab_without_a_gateway_is_refused_before_any_call() {
     let up = bin(&["up", "-f", "lab.yaml"], d, Some("http://127.0.0.1:9"));
     assert_ne!(up.status.code(), Some(0), "{}", text(&up));
     assert!(text(&up).contains("gateway"), "{}", text(&up));
+}
+
+#[test]
+fn control_planes_too_small_are_bad_input_at_plan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(
+        d.join("lab.yaml"),
+        SPEC.replace("instanceType: t3a.small", "instanceType: t3a.nano"),
+    )
+    .unwrap();
+    let plan = bin(&["plan", "-f", "lab.yaml"], d, None);
+    assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
+    let p = text(&plan);
+    assert!(
+        p.contains("spec.backend.aws.instanceType: t3a.nano has 512 MiB")
+            && p.contains("t3a.small (2048 MiB, 2 vCPUs, $0.0188/hour"),
+        "{p}"
+    );
 }

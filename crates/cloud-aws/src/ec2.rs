@@ -59,10 +59,42 @@ pub struct MachineDefaults {
     pub subnet_id: Option<String>,
     /// Security groups (else the VPC's default group).
     pub security_group_ids: Vec<String>,
+    /// The EC2 key pair every instance gets (`KeyName`), so that its public key reaches the
+    /// machine (Fedora CoreOS: the `core` user).
+    pub key_name: Option<String>,
+}
+
+/// What one machine gets beyond its [`MachineSpec`](frankenetes_compute::MachineSpec) and the
+/// [`MachineDefaults`]: EC2 placement the compute layer has no words for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MachineOptions {
+    /// An existing network interface to boot on (device 0): it carries the fixed IP, the
+    /// security groups and the source/dest check, and outlives the instance. When set, the
+    /// machine's `private_ip` and the default subnet and groups are not used.
+    pub network_interface_id: Option<String>,
+    /// The value of the instance's `frankenetes.dev/role` tag (default `machine`).
+    pub role: Option<String>,
+}
+
+impl MachineOptions {
+    /// Boot on this network interface.
+    #[must_use]
+    pub fn network_interface(mut self, id: impl Into<String>) -> Self {
+        self.network_interface_id = Some(id.into());
+        self
+    }
+
+    /// Tag the instance with this role.
+    #[must_use]
+    pub fn role(mut self, role: impl Into<String>) -> Self {
+        self.role = Some(role.into());
+        self
+    }
 }
 
 /// Where an instance's primary network interface comes from.
-pub(crate) enum Placement {
+enum Placement {
     /// An existing ENI (fixed IP, security groups and source/dest check set on it).
     Eni(String),
     /// A new interface in a subnet (or the default one).
@@ -74,14 +106,15 @@ pub(crate) enum Placement {
 }
 
 /// What to launch.
-pub(crate) struct Launch<'a> {
-    pub cluster: &'a str,
-    pub unit: &'a str,
-    pub role: &'a str,
-    pub size: &'a str,
-    pub image: &'a str,
-    pub payload: &'a [u8],
-    pub placement: Placement,
+struct Launch<'a> {
+    cluster: &'a str,
+    unit: &'a str,
+    role: &'a str,
+    size: &'a str,
+    image: &'a str,
+    payload: &'a [u8],
+    key_name: Option<&'a str>,
+    placement: Placement,
 }
 
 /// EC2 as a [`ComputeBackend`]: each machine unit is one instance tagged with its cluster
@@ -91,17 +124,31 @@ pub(crate) struct Launch<'a> {
 pub struct Ec2Backend {
     ec2: aws_sdk_ec2::Client,
     defaults: MachineDefaults,
+    machines: BTreeMap<String, MachineOptions>,
     timing: Timing,
 }
 
 impl Ec2Backend {
     /// A backend on the region, credentials and endpoint of `sdk`.
     pub fn new(sdk: &aws_config::SdkConfig) -> Self {
+        Self::from_client(aws_sdk_ec2::Client::new(sdk))
+    }
+
+    /// A backend on this EC2 client.
+    pub(crate) fn from_client(ec2: aws_sdk_ec2::Client) -> Self {
         Self {
-            ec2: aws_sdk_ec2::Client::new(sdk),
+            ec2,
             defaults: MachineDefaults::default(),
+            machines: BTreeMap::new(),
             timing: Timing::default(),
         }
+    }
+
+    /// With EC2 options for the machine (unit) named `unit`.
+    #[must_use]
+    pub fn with_machine(mut self, unit: impl Into<String>, options: MachineOptions) -> Self {
+        self.machines.insert(unit.into(), options);
+        self
     }
 
     /// With placement defaults.
@@ -166,7 +213,7 @@ pub(crate) async fn list_instances(
 }
 
 /// Launches an instance with its tags in the same call.
-pub(crate) async fn launch(ec2: &aws_sdk_ec2::Client, l: Launch<'_>) -> Result<Instance, Error> {
+async fn launch(ec2: &aws_sdk_ec2::Client, l: Launch<'_>) -> Result<Instance, Error> {
     let (user_data, _) = userdata::encode(l.unit, l.payload)?;
     let name = format!("{}-{}", l.cluster, l.unit);
     let extra = [(UNIT_KEY, l.unit)];
@@ -176,6 +223,7 @@ pub(crate) async fn launch(ec2: &aws_sdk_ec2::Client, l: Launch<'_>) -> Result<I
         .instance_type(InstanceType::from(l.size))
         .min_count(1)
         .max_count(1)
+        .set_key_name(l.key_name.map(str::to_owned))
         .user_data(STANDARD.encode(&user_data));
     req = match l.placement {
         // A pre-made ENI carries the fixed IP, the security groups and source/dest check.
@@ -303,18 +351,15 @@ pub(crate) fn to_unit(i: &Instance) -> Unit {
     u
 }
 
-#[async_trait::async_trait]
-impl ComputeBackend for Ec2Backend {
-    fn name(&self) -> &str {
-        "aws"
-    }
-
-    async fn create(&self, spec: &UnitSpec) -> Result<Unit, BackendError> {
+impl Ec2Backend {
+    /// [`ComputeBackend::create`] with this crate's typed errors: adopts the live instance of
+    /// the unit (found by its cluster and unit tags) or launches one, tagged in the same call,
+    /// with the unit's [`MachineOptions`] and the [`MachineDefaults`].
+    pub async fn create_machine(&self, spec: &UnitSpec) -> Result<Unit, Error> {
         let UnitKind::Machine(m) = &spec.kind else {
-            return Err(BackendError::new(
-                BackendErrorKind::Unsupported,
-                format!("aws runs machines; {} is a container group", spec.name),
-            ));
+            return Err(Error::Unsupported {
+                what: format!("{} is a container group; EC2 runs machines", spec.name),
+            });
         };
         let cluster = spec.tag.cluster.as_str();
         if let Some(found) = find_instance(&self.ec2, cluster, &spec.name).await? {
@@ -324,29 +369,30 @@ impl ComputeBackend for Ec2Backend {
             .image
             .as_deref()
             .or(self.defaults.image.as_deref())
-            .ok_or_else(|| {
-                BackendError::new(
-                    BackendErrorKind::Other,
-                    format!(
-                        "{}: no AMI: give the machine an image or set MachineDefaults::image",
-                        spec.name
-                    ),
-                )
+            .ok_or_else(|| Error::Spec {
+                field: format!("{}: MachineSpec::image", spec.name),
+                message: "no AMI: give the machine an image or set MachineDefaults::image".into(),
             })?;
+        let options = self.machines.get(&spec.name).cloned().unwrap_or_default();
+        let placement = match options.network_interface_id {
+            Some(eni) => Placement::Eni(eni),
+            None => Placement::Subnet {
+                subnet_id: self.defaults.subnet_id.clone(),
+                private_ip: m.private_ip,
+                groups: self.defaults.security_group_ids.clone(),
+            },
+        };
         let inst = launch(
             &self.ec2,
             Launch {
                 cluster,
                 unit: &spec.name,
-                role: "machine",
+                role: options.role.as_deref().unwrap_or("machine"),
                 size: &m.size,
                 image,
                 payload: &m.user_data,
-                placement: Placement::Subnet {
-                    subnet_id: self.defaults.subnet_id.clone(),
-                    private_ip: m.private_ip,
-                    groups: self.defaults.security_group_ids.clone(),
-                },
+                key_name: self.defaults.key_name.as_deref(),
+                placement,
             },
         )
         .await?;
@@ -355,6 +401,17 @@ impl ComputeBackend for Ec2Backend {
         unit.name = spec.name.clone();
         unit.tag = spec.tag.clone();
         Ok(unit)
+    }
+}
+
+#[async_trait::async_trait]
+impl ComputeBackend for Ec2Backend {
+    fn name(&self) -> &str {
+        "aws"
+    }
+
+    async fn create(&self, spec: &UnitSpec) -> Result<Unit, BackendError> {
+        Ok(self.create_machine(spec).await?)
     }
 
     async fn describe(&self, id: &UnitId) -> Result<Unit, BackendError> {

@@ -55,6 +55,12 @@ pub enum Error {
         /// How long.
         seconds: u64,
     },
+    /// Something this backend does not do (a container group on EC2).
+    #[error("{what}")]
+    Unsupported {
+        /// What was asked.
+        what: String,
+    },
     /// AWS answered without a field it always sends (an id of a created resource).
     #[error("{op} returned no {field}")]
     Missing {
@@ -75,8 +81,18 @@ impl Error {
         match self {
             Error::Api { kind, .. } => *kind,
             Error::Timeout { .. } => BackendErrorKind::Transient,
+            Error::Unsupported { .. } => BackendErrorKind::Unsupported,
             _ => BackendErrorKind::Other,
         }
+    }
+
+    /// Whether the input is at fault (the spec, the payloads, a name that does not exist in the
+    /// region): the user must change something before a retry can help. A CLI exits 2.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Error::Spec { .. } | Error::UserDataTooLarge { .. } | Error::Unsupported { .. }
+        )
     }
 
     /// AWS's error code, if this is an API error that carried one.

@@ -1,7 +1,8 @@
 //! The AWS backend of frankenetes: EC2 machines ([`Ec2Backend`], a
 //! [`ComputeBackend`](frankenetes_compute::ComputeBackend)) and the cheap lab ([`Lab`]): a VPC,
 //! a NAT/WireGuard gateway instance, the cluster's nodes on fixed private IPs and an internal
-//! network load balancer in front of the control planes — `plan`, `up`, `down`, `audit`.
+//! network load balancer in front of the control planes — `plan` (offline), `up`, `status`,
+//! `inventory`, `down`, `audit`.
 //!
 //! ```no_run
 //! use std::collections::BTreeMap;
@@ -16,10 +17,13 @@
 //! for n in &spec.control_plane {
 //!     nodes.insert(n.name.clone(), std::fs::read(format!("out/nodes/{}.ign", n.name.as_str()))?);
 //! }
-//! let lab = Lab::new(&sdk, &spec, LabPayloads::new(gateway, nodes))?;
-//! println!("{}", lab.plan().await?);                            // resources and $/hour, no write
-//! let report = lab.up(&|e| println!("{e}")).await?;             // idempotent
-//! println!("WireGuard endpoint: {:?}", report.gateway_public_ip);
+//! let payloads = LabPayloads::new(gateway, nodes);
+//! let lab = Lab::new(&sdk, &spec)?;
+//! println!("{}", lab.plan(&payloads)?);                         // resources and $/hour, no call
+//! let report = lab.up(&payloads, &|e| println!("{e}")).await?;  // checks first; idempotent
+//! println!("WireGuard endpoint: {}", report.wireguard_endpoint);
+//! println!("{}", lab.status().await?);                          // what exists, read-only
+//! println!("{}", lab.inventory().await?);                       // what `down` deletes
 //! let audit = lab.down(&|e| println!("{e}")).await?;            // leak-free
 //! assert!(audit.is_clean(), "{audit}");
 //! # Ok(()) }
@@ -41,15 +45,41 @@
 //! NLB at `loadBalancerIP` (default the subnet's tenth address) with a TCP 6443 listener and an
 //! IP target group of the control planes.
 //!
+//! `spec.backend.aws.keyName`, when set, names an existing EC2 key pair that every instance
+//! gets (Fedora CoreOS gives its key to the `core` user:
+//! `ssh -J core@<gateway IP> core@<node IP>`).
+//!
 //! Every resource is tagged `frankenetes.dev/cluster=<name>` (and `frankenetes.dev/role`,
 //! `Name`) in its create call (`TagSpecifications`; `Tags` on ELBv2), so no crash can leave an
-//! untagged resource. `up` finds each resource by its tags and creates only what is missing
-//! (a converged lab makes no write call); independent resources are created concurrently.
-//! `down` needs no state file: it lists every tagged resource in the region, deletes in
-//! dependency order (listeners, load balancers — waiting until they are gone — target groups,
-//! instances — waiting until terminated — Elastic IPs, network interfaces, route tables,
-//! security groups, subnets, internet gateways, VPCs, stray volumes, the payload bucket), retries
-//! `DependencyViolation`, "in use" and throttling with backoff, and ends with [`Lab::audit`].
+//! untagged resource.
+//!
+//! ## One inventory
+//!
+//! The lab is built around a typed table ([`Kind`]): every kind of resource with what it
+//! depends on ([`Kind::depends_on`]), how it is found by the cluster's tag
+//! ([`Kind::describe_call`]) and deleted ([`Kind::delete_call`]); and every [`Role`] a
+//! resource plays, with what it needs. [`Lab::plan`] lists the roles with their cost;
+//! [`Lab::up`] makes each role as soon as what it needs exists (so independent resources are
+//! made concurrently), finding it by its tags first and creating only what is missing (a
+//! converged lab makes no write call), the machines through [`Ec2Backend`]; [`Lab::status`]
+//! says which roles exist and which machines run; [`Lab::inventory`] lists what carries the tag
+//! in the order [`Lab::down`] deletes it, derived from the dependencies
+//! ([`Kind::delete_waves`]: listeners, instances, Elastic IPs and route tables first; the VPC
+//! last); `down` needs no state file, retries `DependencyViolation`, "in use" and throttling
+//! with backoff, waits for instances and load balancers to go, and ends with [`Lab::audit`].
+//!
+//! ## Checks before the first write
+//!
+//! `up` writes nothing until everything that can fail offline or read-only has passed: a
+//! payload for every machine; the control planes' instance type (offline from
+//! [`catalog::INSTANCE_TYPES`], then from `DescribeInstanceTypes`) against
+//! [`catalog::CONTROL_PLANE`] (kubeadm's 1,700 MiB and 2 vCPUs: refused, naming the smallest
+//! type that fits and its cost; the gateway is not checked: NAT and WireGuard fit in a
+//! `t3a.nano`); both instance types offered in the zone (`DescribeInstanceTypeOfferings`);
+//! the key pair (`DescribeKeyPairs`); the AMI (`DescribeImages`: the newest Fedora CoreOS for
+//! each architecture, or `ami:` checked against the machines' architecture when AWS lists it;
+//! one it does not list is a warning, see below). Each refusal is an [`Error::Spec`] naming the
+//! field and what to do. [`Lab::plan`] applies the sizing rule too.
 //!
 //! # User data over 16 KiB
 //!
@@ -69,8 +99,9 @@
 //! # Cost
 //!
 //! [`Lab::plan`] prices the lab from [`plan::PRICES`] (its source and date are printed with
-//! it). The write-up's lab (four `t3a.nano`, one public IPv4, one NLB) comes to about $0.046
-//! an hour (its table says $0.045).
+//! it). The write-up's lab put its control planes on `t3a.nano` (about $0.046 an hour in all):
+//! 512 MiB cannot hold etcd and kube-apiserver, so `plan` refuses it; on `t3a.small` control
+//! planes (2 GiB) and a `t3a.nano` gateway it comes to about $0.089 an hour.
 //!
 //! # Tested against moto, and where moto differs from AWS
 //!
@@ -95,7 +126,13 @@
 //!   counts (and what the tests check).
 //! - Elastic IPs report the tag resource type `vpc-elastic-ip`; the audit lists them with
 //!   DescribeAddresses by tag, not through the tagging API.
-//! - There is no Fedora CoreOS AMI: tests give `ami:`; the lookup filter is unit-tested.
+//! - There is no Fedora CoreOS AMI: `testing::Moto::start_with_images` (feature `testing`)
+//!   lists fake ones (`MOTO_AMIS_PATH`). Stock moto lists none of the AMI ids tests give as
+//!   `ami:` and launches them anyway, which is why a given AMI that `DescribeImages` does not
+//!   list is only a warning here (on AWS, `RunInstances` then refuses it, after the network
+//!   exists; `down` removes that).
+//! - `DescribeInstanceTypes` and `DescribeInstanceTypeOfferings` answer from moto's bundled
+//!   tables (the same memory and vCPUs as AWS).
 //!
 //! # Credentials and endpoints
 //!
@@ -105,18 +142,22 @@
 
 #![deny(missing_docs)]
 
+pub mod catalog;
 mod ec2;
 mod error;
 mod lab;
 pub mod plan;
 mod store;
 mod tags;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod userdata;
 
-pub use ec2::{Ec2Backend, MachineDefaults, Timing};
+pub use ec2::{Ec2Backend, MachineDefaults, MachineOptions, Timing};
 pub use error::Error;
 pub use lab::{
-    API_PORT, Audit, Event, FEDORA_COREOS_OWNER, Lab, LabPayloads, OnEvent, Resource, UpReport,
+    API_PORT, Audit, Event, FEDORA_COREOS_OWNER, Inventory, Kind, Lab, LabPayloads, Machine,
+    OnEvent, Resource, ResourceState, ResourceStatus, Role, Status, Tier, UpReport,
 };
 pub use plan::{Plan, PlanItem, PriceTable};
 pub use tags::{ROLE_KEY, UNIT_KEY};

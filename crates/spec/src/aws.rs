@@ -45,6 +45,13 @@ pub struct AwsBackend {
     /// `eu-west-3a`. When absent, AWS picks one per subnet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability_zone: Option<String>,
+    /// `keyName`: the name of an EC2 key pair that already exists in the region (`aws ec2
+    /// import-key-pair`), set as `KeyName` on every instance, so that its public key reaches
+    /// the `core` user (Fedora CoreOS's afterburn reads it from the instance metadata):
+    /// `ssh -J core@<gateway public IP> core@<node IP>`. Up to 255 printable ASCII characters,
+    /// no leading or trailing space. When absent, instances get no key pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name: Option<String>,
 }
 
 fn default_vpc_cidr() -> Cidr {
@@ -79,6 +86,7 @@ impl Default for AwsBackend {
             gateway_instance_type: default_gateway_type(),
             ami: None,
             availability_zone: None,
+            key_name: None,
         }
     }
 }
@@ -110,6 +118,22 @@ fn is_region(s: &str) -> bool {
         && parts
             .last()
             .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Why `name` cannot be an EC2 key pair name (AWS: up to 255 ASCII characters, no leading or
+/// trailing space); control characters are refused too.
+fn key_pair_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("it is empty")
+    } else if name.len() > 255 {
+        Err("AWS allows at most 255 characters")
+    } else if !name.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        Err("AWS allows printable ASCII characters only")
+    } else if name.starts_with(' ') || name.ends_with(' ') {
+        Err("AWS refuses a leading or trailing space")
+    } else {
+        Ok(())
+    }
 }
 
 impl AwsBackend {
@@ -293,6 +317,14 @@ impl AwsBackend {
                 format!("{ami:?} is not an AMI id (ami-...)"),
             );
         }
+        if let Some(name) = &self.key_name
+            && let Err(why) = key_pair_name(name)
+        {
+            err(
+                format!("{p}.keyName"),
+                format!("{name:?} is not an EC2 key pair name: {why}"),
+            );
+        }
         for (field, t) in [
             ("instanceType", &self.instance_type),
             ("gatewayInstanceType", &self.gateway_instance_type),
@@ -353,6 +385,26 @@ spec:
         );
         assert_eq!(aws.vpc_cidr.to_string(), "10.10.16.0/20");
         assert_eq!(aws.availability_zone.as_deref(), Some("eu-west-3a"));
+        assert_eq!(aws.key_name, None);
+    }
+
+    #[test]
+    fn key_pair_names_as_aws_takes_them() {
+        for good in ["laptop", "ops key (2026)", "a.b-c_d@e", &"k".repeat(255)] {
+            assert_eq!(super::key_pair_name(good), Ok(()), "{good:?}");
+        }
+        for bad in ["", " lead", "trail ", "tab\there", "é", &"k".repeat(256)] {
+            assert!(super::key_pair_name(bad).is_err(), "{bad:?}");
+        }
+        let yaml = LAB.replace(
+            "ami: ami-0123456789abcdef0",
+            "ami: ami-0123456789abcdef0, keyName: my-laptop",
+        );
+        let parsed = ClusterSpec::from_yaml(&yaml).unwrap();
+        let crate::BackendSpec::Aws(aws) = &parsed.spec.backend else {
+            panic!()
+        };
+        assert_eq!(aws.key_name.as_deref(), Some("my-laptop"));
     }
 
     #[test]
@@ -422,6 +474,21 @@ spec:
                 "instanceType: t3a.nano",
                 "instanceType: small",
                 "spec.backend.aws.instanceType: \"small\" is not an EC2 instance type",
+            ),
+            (
+                "ami: ami-0123456789abcdef0",
+                "ami: ami-0123456789abcdef0, keyName: \"laptop\\tkey\"",
+                "spec.backend.aws.keyName: \"laptop\\tkey\" is not an EC2 key pair name: AWS allows printable ASCII",
+            ),
+            (
+                "ami: ami-0123456789abcdef0",
+                "ami: ami-0123456789abcdef0, keyName: \" laptop\"",
+                "spec.backend.aws.keyName: \" laptop\" is not an EC2 key pair name: AWS refuses a leading",
+            ),
+            (
+                "ami: ami-0123456789abcdef0",
+                "ami: ami-0123456789abcdef0, keyName: \"\"",
+                "spec.backend.aws.keyName: \"\" is not an EC2 key pair name: it is empty",
             ),
             (
                 "  gateway: { ip: 10.10.31.10, privateCIDR: 10.10.16.0/20 }\n",
