@@ -147,6 +147,7 @@ mod ec2;
 mod error;
 mod lab;
 pub mod plan;
+mod platform;
 mod store;
 mod tags;
 #[cfg(feature = "testing")]
@@ -160,6 +161,7 @@ pub use lab::{
     OnEvent, Resource, ResourceState, ResourceStatus, Role, Status, Tier, UpReport,
 };
 pub use plan::{Plan, PlanItem, PriceTable};
+pub use platform::AwsPlatform;
 pub use tags::{ROLE_KEY, UNIT_KEY};
 
 /// Re-exported so callers need no direct `aws-config` dependency.

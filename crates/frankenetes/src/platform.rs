@@ -84,8 +84,18 @@ pub async fn platform_for(
         }
         #[cfg(feature = "aws")]
         BackendSpec::Aws(_) => {
-            let _ = opts;
-            Err(PlatformError::NotBuiltIn { backend: "aws" })
+            // The standard AWS chain; AWS_ENDPOINT_URL (or `aws_endpoint`) points it at an
+            // emulator.
+            let sdk =
+                frankenetes_cloud_aws::load_sdk_config(spec, opts.aws_endpoint.as_deref()).await;
+            Ok(Box::new(
+                frankenetes_cloud_aws::AwsPlatform::new(&sdk, spec).map_err(|e| {
+                    PlatformError::Setup {
+                        backend: "aws",
+                        message: e.to_string(),
+                    }
+                })?,
+            ))
         }
         #[allow(unreachable_patterns)]
         other => Err(PlatformError::NotBuiltIn {
