@@ -80,7 +80,7 @@ pub enum Error {
         url: String,
         /// The HTTP status code.
         status: u16,
-        /// What it likely means (empty or starting with `: `).
+        /// The reason phrase and, for a 404, what it likely means (starts with a space).
         hint: String,
     },
     /// The published checksum file holds no SHA-256.
