@@ -14,7 +14,6 @@ mod fail;
 mod fetch;
 mod init;
 mod kubeconfig;
-#[macro_use]
 mod out;
 mod pki;
 mod plan;

@@ -235,21 +235,7 @@ pub(crate) fn render(a: &RenderArgs) -> CmdResult {
     frankenetes::manifests::check(&l.spec).ctx(file.clone())?;
     let _lock = frankenetes::bundle::lock::DirLock::acquire(&out, "render", None)?;
     frankenetes::bundle::fs::remove_stale_temps(&out)?;
-    let (pki, r) = frankenetes::pki::sync(
-        &PkiPlan::from(&l.spec),
-        &out,
-        &SyncOptions::default().renew(a.renew),
-    )?;
-    let mut outcome = Outcome::Ok;
-    for s in &r.stale {
-        eprintln!(
-            "{}: {} no longer matches the spec: {}",
-            out.display(),
-            s.name,
-            s.reasons.join("; ")
-        );
-        outcome = Outcome::Problems;
-    }
+    let (pki, outcome) = super::pki::sync(&l.spec, &out, &SyncOptions::default().renew(a.renew))?;
     let rendered = frankenetes::manifests::render(&l.spec, &pki).ctx(file.clone())?;
     let report = rendered
         .write(&out)
