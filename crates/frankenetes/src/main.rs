@@ -390,6 +390,8 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         if let Some(pe) = cause.downcast_ref::<pki::Error>() {
             return match pe {
                 pki::Error::UnknownName { .. }
+                | pki::Error::NothingSelected { .. }
+                | pki::Error::InvalidValidity { .. }
                 | pki::Error::Unsupported(_)
                 | pki::Error::Encryption { .. } => 2,
                 _ => 1,
@@ -641,19 +643,28 @@ fn renew(dir: &Path, names: Vec<String>, validity: Option<GoDuration>) -> anyhow
     if !dir.is_dir() {
         return Err(BadInput(format!("{} is not a directory", dir.display())).into());
     }
-    let renewed = pki::renew(
+    let report = pki::renew(
         dir,
         &RenewOptions::default()
-            .names(names)
+            .selection(pki::RenewSelection::from_args(names))
             .validity(validity.map(GoDuration::get)),
     )?;
-    for n in &renewed {
+    for n in &report.renewed {
         outln!("renewed {n}");
+    }
+    for k in &report.kubeconfigs {
+        outln!("refreshed {}", k.display());
     }
     outln!(
         "{} certificate(s) renewed; restart the components that use them",
-        renewed.len()
+        report.renewed.len()
     );
+    if !report.is_ok() {
+        for p in report.check.problems() {
+            eprintln!("problem: {p}");
+        }
+        return Ok(Outcome::Problems);
+    }
     Ok(Outcome::Ok)
 }
 
