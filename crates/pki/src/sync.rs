@@ -163,6 +163,7 @@ pub fn sync(plan: &PkiPlan, dir: &Path, opts: SyncOptions) -> Result<(Pki, SyncR
     report.loose_modes = modes::ensure_private_dirs(dir, &ca_key_dirs(plan), opts.fix_modes)?;
     let reasons: Vec<(PathBuf, String)> = std::mem::take(&mut report.replaced);
     write_files(dir, &pki.files(), opts.fix_modes, &mut report)?;
+    report.loose_modes.sort_by(|a, b| a.path.cmp(&b.path));
     // Say why each replaced file was replaced, as the build decided.
     for (file, why) in &mut report.replaced {
         let base = file.with_extension("");
