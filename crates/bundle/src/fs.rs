@@ -210,8 +210,9 @@ pub fn ensure_private_dir(dir: &Path) -> Result<bool, Error> {
 /// `.<name>.tmp.<pid>.<n>`.
 const TEMP_MARK: &str = ".tmp.";
 
-/// The PID of the process that made `name`, if it is one of our temporary files.
-fn temp_owner(name: &str) -> Option<i32> {
+/// The PID of the process that made the file called `name`, if it is one of the temporary
+/// files of [`write_atomic`]/[`write_batch`] (`.<name>.tmp.<pid>.<n>`).
+pub fn temp_owner(name: &str) -> Option<i32> {
     if !name.starts_with('.') {
         return None;
     }

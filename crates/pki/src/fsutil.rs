@@ -1,9 +1,9 @@
-//! File helpers of this crate: the atomic, durable writes of [`frankenetes_bundle::fs`] with
+//! File helpers of this crate: the atomic, durable (batched) writes of [`frankenetes_bundle::fs`] with
 //! this crate's errors, and PEM reads.
 
 use std::path::{Path, PathBuf};
 
-pub(crate) use frankenetes_bundle::fs::{PUBLIC_MODE, SECRET_MODE};
+pub(crate) use frankenetes_bundle::fs::{PRIVATE_DIR_MODE, PUBLIC_MODE, SECRET_MODE};
 
 use crate::Error;
 
@@ -25,14 +25,17 @@ impl From<frankenetes_bundle::Error> for Error {
     }
 }
 
-/// [`frankenetes_bundle::fs::write_atomic`].
-pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
-    Ok(frankenetes_bundle::fs::write_atomic(path, contents, mode)?)
-}
-
 /// [`frankenetes_bundle::fs::write_batch`].
 pub(crate) fn write_batch(files: &[(PathBuf, &[u8], u32)]) -> Result<(), Error> {
     Ok(frankenetes_bundle::fs::write_batch(files)?)
+}
+
+/// [`frankenetes_bundle::fs::remove_stale_temps`] under `root`, paths relative to `root`.
+pub(crate) fn remove_stale_temps(root: &Path) -> Result<Vec<PathBuf>, Error> {
+    Ok(frankenetes_bundle::fs::remove_stale_temps(root)?
+        .into_iter()
+        .map(|p| p.strip_prefix(root).map(Path::to_owned).unwrap_or(p))
+        .collect())
 }
 
 /// Reads a UTF-8 (PEM) file; `Ok(None)` when it does not exist.

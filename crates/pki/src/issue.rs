@@ -8,7 +8,28 @@ use time::OffsetDateTime;
 
 use crate::Error;
 use crate::keys::PrivateKey;
-use crate::plan::{CaSpec, LeafSpec};
+use crate::plan::{CaSpec, LeafSpec, Usage};
+
+/// What a leaf certificate says about its subject: from the plan ([`Profile::of`]), or read
+/// back from a certificate on disk (`renew`).
+pub(crate) struct Profile<'a> {
+    pub(crate) common_name: &'a str,
+    pub(crate) organizations: &'a [String],
+    pub(crate) sans: &'a [frankenetes_spec::San],
+    pub(crate) usage: Usage,
+}
+
+impl<'a> Profile<'a> {
+    /// The plan's profile of a leaf.
+    pub(crate) fn of(leaf: &'a LeafSpec) -> Self {
+        Self {
+            common_name: &leaf.common_name,
+            organizations: &leaf.organizations,
+            sans: &leaf.sans,
+            usage: leaf.usage,
+        }
+    }
+}
 
 /// A random, positive, 126-bit serial number (RFC 5280 asks for at most 20 octets and
 /// CA/Browser Forum rules for at least 64 random bits).
@@ -76,13 +97,13 @@ pub(crate) fn ca_params(
 }
 
 pub(crate) fn leaf_params(
-    leaf: &LeafSpec,
+    leaf: &Profile<'_>,
     rsa: bool,
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
 ) -> Result<CertificateParams, Error> {
     let mut p = CertificateParams::default();
-    p.distinguished_name = subject(&leaf.common_name, &leaf.organizations)?;
+    p.distinguished_name = subject(leaf.common_name, leaf.organizations)?;
     p.serial_number = Some(random_serial()?);
     p.not_before = not_before;
     p.not_after = not_after;

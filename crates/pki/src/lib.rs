@@ -69,21 +69,35 @@
 
 #![deny(missing_docs)]
 
+mod build;
 pub mod check;
 pub mod encryption;
+pub mod expiry;
 mod fsutil;
+mod id;
 mod issue;
 mod keys;
+mod kubeconfig;
+mod modes;
 mod pki;
 pub mod plan;
+mod renew;
+pub mod report;
+mod scan;
+mod sync;
 pub mod x509;
 
 use std::path::PathBuf;
 
-pub use check::{CheckOptions, CheckReport, CheckRow, RenewOptions, check, renew};
+pub use check::{CheckOptions, check};
+pub use id::{LeafId, LeafIdError, LeafKind};
 pub use keys::{KeyError, PrivateKey};
-pub use pki::{Ca, Leaf, OutputFile, Pki, Stale, SyncOptions, SyncReport, sync};
+pub use modes::LooseMode;
+pub use pki::{Ca, Leaf, OutputFile, Pki};
 pub use plan::{CaId, CaSpec, LeafSpec, PkiPlan, Usage};
+pub use renew::{RenewOptions, RenewReport, RenewSelection, renew};
+pub use report::{CheckReport, CheckRow, FileProblem, KubeconfigRow};
+pub use sync::{Stale, SyncOptions, SyncReport, sync};
 
 /// Errors of the PKI crate. Each names the file or certificate it is about.
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +182,18 @@ pub enum Error {
         /// The names present.
         known: String,
     },
+    /// `renew` was given nothing to renew: neither names nor "all".
+    #[error("name the certificates to renew, or `all` to renew every one; known: {known}")]
+    NothingSelected {
+        /// The names present.
+        known: String,
+    },
+    /// A validity asked for cannot be used (zero, or ending after the CA).
+    #[error("invalid validity: {reason}")]
+    InvalidValidity {
+        /// Why.
+        reason: String,
+    },
     /// A certificate cannot be renewed.
     #[error("cannot renew {name}: {reason}")]
     CannotRenew {
@@ -185,12 +211,16 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the user must change what they gave (a name, a setting, the spec): the CLI
-    /// exits 2 for these, 1 for the rest.
+    /// Whether the error is the caller's input (names, validity, an unsupported or invalid
+    /// setting): a CLI exits 2 for these, 1 for the others (what the directory holds, I/O).
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            Error::UnknownName { .. } | Error::Unsupported(_) | Error::Encryption { .. }
+            Error::UnknownName { .. }
+                | Error::NothingSelected { .. }
+                | Error::InvalidValidity { .. }
+                | Error::Unsupported(_)
+                | Error::Encryption { .. }
         )
     }
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 use frankenetes_spec::{CaMode, ClusterSpec, KeyAlgorithm, NodeSpec, Role, San};
 use time::OffsetDateTime;
 
+use crate::id::{LeafId, LeafKind};
+
 /// How far back `NotBefore` is set, so that a clock a little behind still accepts a fresh
 /// certificate (kubeadm's `CertificateBackdate`).
 pub const BACKDATE: Duration = Duration::from_secs(5 * 60);
@@ -94,8 +96,8 @@ pub struct CaSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LeafSpec {
-    /// The file's path relative to the output root, without extension (`.crt`/`.key` are added).
-    pub path: PathBuf,
+    /// Which certificate: its kind and node. The file path and the report name derive from it.
+    pub id: LeafId,
     /// The CA that signs it.
     pub issuer: CaId,
     /// Subject common name.
@@ -110,14 +112,9 @@ pub struct LeafSpec {
 
 impl LeafSpec {
     /// A leaf with no organization and no SANs.
-    pub fn new(
-        path: impl Into<PathBuf>,
-        issuer: CaId,
-        common_name: impl Into<String>,
-        usage: Usage,
-    ) -> Self {
+    pub fn new(id: LeafId, issuer: CaId, common_name: impl Into<String>, usage: Usage) -> Self {
         Self {
-            path: path.into(),
+            id,
             issuer,
             common_name: common_name.into(),
             organizations: Vec::new(),
@@ -140,17 +137,29 @@ impl LeafSpec {
         self
     }
 
-    /// The name used in reports and on the command line (`control-01/etcd-server`).
+    /// The name used in reports and on the command line (`control-01/etcd-server`): the id's
+    /// `Display`.
     pub fn name(&self) -> String {
-        name_for_path(&self.path)
+        self.id.to_string()
+    }
+
+    /// The file's path relative to the output root, without extension (`.crt`/`.key` are
+    /// added): [`LeafId::path`].
+    pub fn path(&self) -> PathBuf {
+        self.id.path()
     }
 }
 
-/// The short name of a certificate from its path relative to the output root:
+/// The short name of a file from its path relative to the output root:
 /// `cluster/pki/etcd/ca` → `etcd-ca`, `nodes/control-01/etc/kubernetes/pki/etcd/server` →
 /// `control-01/etcd-server`, `nodes/w1/var/lib/kubelet/pki/kubelet-client` → `w1/kubelet-client`.
-/// A path outside that layout (a bare kubeadm `pki` directory) keeps its kubeadm name.
+/// A path outside that layout (a bare kubeadm `pki` directory) keeps its kubeadm name. For the
+/// plan's leaves this equals their [`LeafId`]'s `Display`; it also names CAs, their copies and
+/// `sa`, which have no [`LeafId`].
 pub fn name_for_path(rel: &Path) -> String {
+    if let Some(id) = LeafId::from_path(rel) {
+        return id.to_string();
+    }
     let parts: Vec<String> = rel
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
@@ -217,43 +226,18 @@ impl From<&ClusterSpec> for PkiPlan {
             if role == Role::ControlPlane {
                 leaves.extend(control_plane_leaves(spec, node));
             }
-            let n = node.name.as_str();
             leaves.push(kubelet_serving_leaf(node));
             leaves.push(
                 LeafSpec::new(
-                    node_kubelet_pki_dir(n).join("kubelet-client"),
+                    node_leaf(node, LeafKind::KubeletClient),
                     CaId::Kubernetes,
-                    format!("system:node:{n}"),
+                    format!("system:node:{}", node.name),
                     Usage::Client,
                 )
                 .organization("system:nodes"),
             );
         }
-        let cluster = Path::new(CLUSTER_PKI);
-        leaves.push(
-            LeafSpec::new(
-                cluster.join("admin"),
-                CaId::Kubernetes,
-                "kubernetes-admin",
-                Usage::Client,
-            )
-            .organization("kubeadm:cluster-admins"),
-        );
-        leaves.push(
-            LeafSpec::new(
-                cluster.join("super-admin"),
-                CaId::Kubernetes,
-                "kubernetes-super-admin",
-                Usage::Client,
-            )
-            .organization("system:masters"),
-        );
-        leaves.push(LeafSpec::new(
-            cluster.join("kube-proxy"),
-            CaId::Kubernetes,
-            "system:kube-proxy",
-            Usage::Client,
-        ));
+        leaves.extend(operator_leaves());
         PkiPlan {
             cluster_name: spec.name.to_string(),
             ca_mode: spec.pki.ca_mode,
@@ -273,16 +257,49 @@ impl From<&ClusterSpec> for PkiPlan {
     }
 }
 
+/// The id of `node`'s certificate of a per-node `kind`.
+fn node_leaf(node: &NodeSpec, kind: LeafKind) -> LeafId {
+    LeafId::node(node.name.clone(), kind)
+        .unwrap_or_else(|| unreachable!("{kind} is a per-node kind"))
+}
+
+/// The operator's client certificates: `admin`, `super-admin`, `kube-proxy`.
+fn operator_leaves() -> [LeafSpec; 3] {
+    let id =
+        |kind| LeafId::cluster(kind).unwrap_or_else(|| unreachable!("{kind} is the operator's"));
+    [
+        LeafSpec::new(
+            id(LeafKind::Admin),
+            CaId::Kubernetes,
+            "kubernetes-admin",
+            Usage::Client,
+        )
+        .organization("kubeadm:cluster-admins"),
+        LeafSpec::new(
+            id(LeafKind::SuperAdmin),
+            CaId::Kubernetes,
+            "kubernetes-super-admin",
+            Usage::Client,
+        )
+        .organization("system:masters"),
+        LeafSpec::new(
+            id(LeafKind::KubeProxy),
+            CaId::Kubernetes,
+            "system:kube-proxy",
+            Usage::Client,
+        ),
+    ]
+}
+
 /// The kubelet's serving certificate (`/var/lib/kubelet/pki/kubelet.{crt,key}`, the names the
 /// kubelet uses for its own), signed by the cluster CA so that the apiserver can verify the
 /// kubelet with `--kubelet-certificate-authority`. Subject `system:node:<name>` in
 /// `system:nodes`, as the kubelet's own CSRs; SANs exactly the node's name and IP.
 pub fn kubelet_serving_leaf(node: &NodeSpec) -> LeafSpec {
-    let n = node.name.as_str();
     LeafSpec::new(
-        node_kubelet_pki_dir(n).join("kubelet"),
+        node_leaf(node, LeafKind::Kubelet),
         CaId::Kubernetes,
-        format!("system:node:{n}"),
+        format!("system:node:{}", node.name),
         Usage::Server,
     )
     .organization("system:nodes")
@@ -292,53 +309,53 @@ pub fn kubelet_serving_leaf(node: &NodeSpec) -> LeafSpec {
 /// kubeadm's certificates for one control-plane node.
 fn control_plane_leaves(spec: &ClusterSpec, node: &NodeSpec) -> Vec<LeafSpec> {
     let n = node.name.as_str();
-    let d = node_pki_dir(n);
+    let id = |kind| node_leaf(node, kind);
     use CaId::{Etcd, FrontProxy, Kubernetes};
+    use LeafKind as K;
     vec![
         LeafSpec::new(
-            d.join("apiserver"),
+            id(K::Apiserver),
             Kubernetes,
             "kube-apiserver",
             Usage::Server,
         )
         .sans(spec.apiserver_sans(node)),
         LeafSpec::new(
-            d.join("apiserver-kubelet-client"),
+            id(K::ApiserverKubeletClient),
             Kubernetes,
             "kube-apiserver-kubelet-client",
             Usage::Client,
         )
         .organization("kubeadm:cluster-admins"),
         LeafSpec::new(
-            d.join("apiserver-etcd-client"),
+            id(K::ApiserverEtcdClient),
             Etcd,
             "kube-apiserver-etcd-client",
             Usage::Client,
         ),
         LeafSpec::new(
-            d.join("front-proxy-client"),
+            id(K::FrontProxyClient),
             FrontProxy,
             "front-proxy-client",
             Usage::Client,
         ),
-        LeafSpec::new(d.join("etcd/server"), Etcd, n, Usage::ServerAndClient)
+        LeafSpec::new(id(K::EtcdServer), Etcd, n, Usage::ServerAndClient)
             .sans(spec.etcd_sans(node)),
-        LeafSpec::new(d.join("etcd/peer"), Etcd, n, Usage::ServerAndClient)
-            .sans(spec.etcd_sans(node)),
+        LeafSpec::new(id(K::EtcdPeer), Etcd, n, Usage::ServerAndClient).sans(spec.etcd_sans(node)),
         LeafSpec::new(
-            d.join("etcd/healthcheck-client"),
+            id(K::EtcdHealthcheckClient),
             Etcd,
             "kube-etcd-healthcheck-client",
             Usage::Client,
         ),
         LeafSpec::new(
-            d.join("controller-manager"),
+            id(K::ControllerManager),
             Kubernetes,
             "system:kube-controller-manager",
             Usage::Client,
         ),
         LeafSpec::new(
-            d.join("scheduler"),
+            id(K::Scheduler),
             Kubernetes,
             "system:kube-scheduler",
             Usage::Client,
@@ -439,9 +456,14 @@ impl PkiPlan {
         )
     }
 
-    /// The leaf with this name (`control-01/apiserver`).
+    /// The leaf with this name (`control-01/apiserver`, `admin`).
     pub fn leaf(&self, name: &str) -> Option<&LeafSpec> {
-        self.leaves.iter().find(|l| l.name() == name)
+        self.leaf_by_id(&name.parse().ok()?)
+    }
+
+    /// The leaf with this id.
+    pub fn leaf_by_id(&self, id: &LeafId) -> Option<&LeafSpec> {
+        self.leaves.iter().find(|l| &l.id == id)
     }
 
     /// `NotBefore` of everything issued now.

@@ -36,10 +36,10 @@ fn check_mode(mode: &str, alg: &str) {
     for leaf in pki.leaves() {
         let crt = dir
             .path()
-            .join(format!("{}.crt", leaf.spec().path.display()));
+            .join(format!("{}.crt", leaf.spec().path().display()));
         let key = dir
             .path()
-            .join(format!("{}.key", leaf.spec().path.display()));
+            .join(format!("{}.key", leaf.spec().path().display()));
         let issuer_base = leaf.spec().issuer.base();
         let purpose = if leaf.spec().usage.server() {
             "sslserver"

@@ -368,7 +368,8 @@ fn renew_resigns_leaves_with_the_existing_cas() {
             .names(vec!["apiserver".into(), "admin".into()])
             .at(later),
     )
-    .unwrap();
+    .unwrap()
+    .renewed;
     assert_eq!(
         renewed,
         [

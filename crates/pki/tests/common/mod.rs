@@ -138,3 +138,105 @@ pub fn snapshot_tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>, std::time::SystemTime
         })
         .collect()
 }
+
+/// A kubeadm-shaped kubeconfig (what `frankenetes render` writes) for `user` with the leaf's
+/// certificate file and key embedded.
+pub fn kubeconfig_text(pki: &frankenetes_pki::Pki, leaf: &str, user: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let l = pki.leaf(leaf).unwrap_or_else(|| panic!("no leaf {leaf}"));
+    let ca = pki
+        .ca(frankenetes_pki::CaId::Kubernetes)
+        .expect("a Kubernetes CA")
+        .cert_pem();
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kubelius\n  cluster:\n    server: https://api.kubelius:6443\n    certificate-authority-data: {}\nusers:\n- name: {user}\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: {user}@kubelius\n  context:\n    cluster: kubelius\n    user: {user}\ncurrent-context: {user}@kubelius\npreferences: {{}}\n",
+        b64(ca),
+        b64(l.cert_pem()),
+        b64(l.key_pem())
+    )
+}
+
+/// Writes the kubeconfigs `render` makes, 0600: the operator's `cluster/{admin,super-admin}.conf`;
+/// on control planes `/etc/kubernetes/{admin,super-admin,controller-manager,scheduler}.conf`;
+/// on every node `/etc/kubernetes/kubelet.conf` and `/var/lib/kube-proxy/kubeconfig.conf`.
+/// Returns their paths relative to `dir`, sorted.
+pub fn write_kubeconfigs(dir: &Path, pki: &frankenetes_pki::Pki) -> Vec<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let plan = pki.plan();
+    let mut files: Vec<(PathBuf, String)> = vec![
+        (
+            "cluster/admin.conf".into(),
+            kubeconfig_text(pki, "admin", "kubernetes-admin"),
+        ),
+        (
+            "cluster/super-admin.conf".into(),
+            kubeconfig_text(pki, "super-admin", "kubernetes-super-admin"),
+        ),
+    ];
+    for n in &plan.control_plane {
+        let etc = Path::new("nodes").join(n).join("etc/kubernetes");
+        files.push((
+            etc.join("admin.conf"),
+            kubeconfig_text(pki, "admin", "kubernetes-admin"),
+        ));
+        files.push((
+            etc.join("super-admin.conf"),
+            kubeconfig_text(pki, "super-admin", "kubernetes-super-admin"),
+        ));
+        files.push((
+            etc.join("controller-manager.conf"),
+            kubeconfig_text(
+                pki,
+                &format!("{n}/controller-manager"),
+                "system:kube-controller-manager",
+            ),
+        ));
+        files.push((
+            etc.join("scheduler.conf"),
+            kubeconfig_text(pki, &format!("{n}/scheduler"), "system:kube-scheduler"),
+        ));
+    }
+    for n in plan.control_plane.iter().chain(&plan.workers) {
+        let node = Path::new("nodes").join(n);
+        files.push((
+            node.join("etc/kubernetes/kubelet.conf"),
+            kubeconfig_text(
+                pki,
+                &format!("{n}/kubelet-client"),
+                &format!("system:node:{n}"),
+            ),
+        ));
+        files.push((
+            node.join("var/lib/kube-proxy/kubeconfig.conf"),
+            kubeconfig_text(pki, "kube-proxy", "system:kube-proxy"),
+        ));
+    }
+    for (rel, text) in &files {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let mut out: Vec<PathBuf> = files.into_iter().map(|(p, _)| p).collect();
+    out.sort();
+    out
+}
+
+/// Every temporary file of an atomic write (`.<name>.tmp.<pid>.<n>`) under `dir`.
+pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&p, out);
+            } else if e.file_name().to_string_lossy().contains(".tmp.") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out
+}
