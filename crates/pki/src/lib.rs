@@ -54,18 +54,31 @@
 //! cluster/pki/encryption-config.yaml, nodes/<cp>/etc/kubernetes/pki/encryption-config.yaml
 //! ```
 //!
-//! Private keys are PKCS#8 PEM, written 0600 through a temporary file and a rename.
+//! Private keys are PKCS#8 PEM, written 0600 through a temporary file and a rename, whatever
+//! the umask; the operator's `cluster/pki` (and `cluster/pki/etcd`), which hold the CA keys,
+//! are 0700.
+//!
+//! Each leaf has a typed id ([`LeafId`]: a [`LeafKind`] and, for per-node kinds, the node),
+//! displayed as its report name (`control-01/etcd-server`, `admin`); its path derives from it.
 //!
 //! # Re-running
 //!
-//! [`sync`] loads what a directory holds, checks it against the plan (chain, key match, expiry,
-//! subject, SANs, key algorithm) and generates only what is missing. A CA is never replaced;
-//! a leaf that no longer matches is reported in [`SyncReport::stale`] and replaced only with
+//! [`sync`] first removes temporary files a killed run left (they may hold keys), then loads
+//! what a directory holds, checks it against the plan (chain, key match, expiry, subject, SANs,
+//! key algorithm) and generates only what is missing. A CA is never replaced; a leaf that no
+//! longer matches is reported in [`SyncReport::stale`] and replaced only with
 //! [`SyncOptions::renew`]. A corrupted PEM or a key that does not match its certificate is an
-//! [`Error`] naming the file, and nothing is written. A second run changes no byte.
+//! [`Error`] naming the file, and nothing is written. Existing secrets with loose modes are
+//! reported ([`SyncReport::loose_modes`]) and narrowed only with [`SyncOptions::fix_modes`].
+//! A second run changes no byte.
 //!
 //! [`check()`] and [`renew()`] work on a directory alone, like `kubeadm certs check-expiration`
-//! and `kubeadm certs renew`; they also accept a bare kubeadm `/etc/kubernetes/pki`.
+//! and `kubeadm certs renew`; they also accept a bare kubeadm `/etc/kubernetes/pki`. Both find
+//! kubeconfigs by their content (`client-certificate-data`): [`check()`] lists them, and CAs,
+//! in tables of their own ([`CheckReport`], also serde-serializable, see [`report`]);
+//! [`renew()`] rewrites every kubeconfig that embeds a certificate it renewed, renews every
+//! leaf only when asked ([`RenewSelection::All`]), and its [`RenewReport`] says whether any
+//! problem remains. [`expiry`] gives `status` the earliest expiry per node and each CA's.
 
 #![deny(missing_docs)]
 

@@ -16,6 +16,9 @@ use crate::x509::{self, CertInfo};
 
 /// Files larger than this are not read as kubeconfigs.
 const KUBECONFIG_MAX: u64 = 1 << 20;
+/// Files that are never kubeconfigs, not worth reading: Ignition configs (a node's whole
+/// bundle, its kubeconfigs base64-encoded inside), public keys, requests, logs.
+const NOT_KUBECONFIGS: [&str; 4] = [".ign", ".pub", ".csr", ".log"];
 
 /// A certificate file found in the directory.
 pub(crate) struct Entry {
@@ -121,6 +124,7 @@ pub(crate) fn scan(dir: &Path) -> Result<Scan, Error> {
                 out.entries.push(entry(dir, rel));
             }
         } else if *len <= KUBECONFIG_MAX
+            && !NOT_KUBECONFIGS.iter().any(|ext| fname.ends_with(ext))
             && let Some(kc) = read_kubeconfig(dir, rel)
         {
             out.kubeconfigs.push(kc);
