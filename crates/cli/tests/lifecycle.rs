@@ -78,12 +78,9 @@ async fn etcd(dir: &Path, name: &str, base: u8) -> etcd_client::Client {
         .map(|i| format!("https://127.0.0.{}:2379", base + i))
         .collect();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    etcd_client::Client::connect(
-        eps,
-        Some(etcd_client::ConnectOptions::new().with_tls(tls)),
-    )
-    .await
-    .unwrap()
+    etcd_client::Client::connect(eps, Some(etcd_client::ConnectOptions::new().with_tls(tls)))
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -100,7 +97,11 @@ async fn snapshot_wipe_restore_pause_twice_resume_from_the_cli() {
     ok(&snap);
     assert!(text(&snap).contains("verified"), "{}", text(&snap));
     assert_eq!(
-        std::fs::metadata(d.join("backup.db")).unwrap().permissions().mode() & 0o777,
+        std::fs::metadata(d.join("backup.db"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
         0o600
     );
     kv.put("/after", "x", None).await.unwrap();
@@ -121,9 +122,18 @@ async fn snapshot_wipe_restore_pause_twice_resume_from_the_cli() {
     assert!(text(&first).contains("snapshot"), "{}", text(&first));
     let second = bin(&["pause", "-f", "cluster.yaml"], d);
     ok(&second);
-    assert!(text(&second).contains("paused already"), "{}", text(&second));
+    assert!(
+        text(&second).contains("paused already"),
+        "{}",
+        text(&second)
+    );
     let status = bin(&["status", "-f", "cluster.yaml"], d);
-    assert_eq!(status.status.code(), Some(1), "paused is not healthy: {}", text(&status));
+    assert_eq!(
+        status.status.code(),
+        Some(1),
+        "paused is not healthy: {}",
+        text(&status)
+    );
     ok(&bin(&["resume", "-f", "cluster.yaml"], d));
     let status = bin(&["status", "-f", "cluster.yaml", "-o", "json"], d);
     ok(&status);
@@ -169,7 +179,11 @@ fn ten_ups_at_once_make_one_cluster_and_one_pki() {
         .map(|c| c.wait_with_output().unwrap())
         .collect();
     let winners = outs.iter().filter(|o| o.status.success()).count();
-    assert!(winners >= 1, "{}", outs.iter().map(text).collect::<String>());
+    assert!(
+        winners >= 1,
+        "{}",
+        outs.iter().map(text).collect::<String>()
+    );
     for o in outs.iter().filter(|o| !o.status.success()) {
         assert_eq!(o.status.code(), Some(1), "{}", text(o));
         assert!(text(o).contains("busy"), "{}", text(o));
@@ -209,7 +223,12 @@ fn umask_000_still_gives_private_files_and_directories() {
                 continue;
             }
             let m = mode(&path);
-            assert_eq!(m & 0o002, 0, "{} is writable by anyone ({m:o})", path.display());
+            assert_eq!(
+                m & 0o002,
+                0,
+                "{} is writable by anyone ({m:o})",
+                path.display()
+            );
             if ft.is_dir() {
                 stack.push(path);
                 continue;
@@ -230,7 +249,10 @@ fn umask_000_still_gives_private_files_and_directories() {
             }
         }
     }
-    assert!(seen_keys > 20, "{seen_keys} keys, snapshots and kubeconfigs checked");
+    assert!(
+        seen_keys > 20,
+        "{seen_keys} keys, snapshots and kubeconfigs checked"
+    );
     ok(&bin(&["resume", "-f", "cluster.yaml"], d));
 }
 
@@ -270,7 +292,11 @@ fn kubeconfig_merges_with_unique_names_next_to_a_kubeadm_config() {
     ok(&bin(&["render", "-f", "cluster.yaml"], d));
     let printed = bin(&["kubeconfig", "-f", "cluster.yaml"], d);
     ok(&printed);
-    assert!(text(&printed).contains("frankenetes-kcfg-admin"), "{}", text(&printed));
+    assert!(
+        text(&printed).contains("frankenetes-kcfg-admin"),
+        "{}",
+        text(&printed)
+    );
     // An existing config with kubeadm's names stays as it is.
     let kc = d.join("kube/config");
     std::fs::create_dir_all(kc.parent().unwrap()).unwrap();
@@ -278,25 +304,68 @@ fn kubeconfig_merges_with_unique_names_next_to_a_kubeadm_config() {
         .unwrap()
         .replace("kcfg", "other");
     std::fs::write(&kc, &other).unwrap();
-    let merged = bin(&["kubeconfig", "-f", "cluster.yaml", "--merge", "--kubeconfig", kc.to_str().unwrap()], d);
+    let merged = bin(
+        &[
+            "kubeconfig",
+            "-f",
+            "cluster.yaml",
+            "--merge",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+        ],
+        d,
+    );
     ok(&merged);
-    assert_eq!(std::fs::metadata(&kc).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&kc).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     // kubectl (an independent reader) sees both, ours current.
     let view = Command::new("kubectl")
-        .args(["config", "view", "-o", "jsonpath={.contexts[*].name} {.users[*].name} {.current-context}"])
+        .args([
+            "config",
+            "view",
+            "-o",
+            "jsonpath={.contexts[*].name} {.users[*].name} {.current-context}",
+        ])
         .env("KUBECONFIG", &kc)
         .output()
         .expect("kubectl: run ./scripts/install-deps.sh");
     let v = String::from_utf8_lossy(&view.stdout);
-    assert!(view.status.success(), "{v}{}", String::from_utf8_lossy(&view.stderr));
-    for want in ["frankenetes-kcfg", "frankenetes-kcfg-admin", "kubernetes-admin"] {
+    assert!(
+        view.status.success(),
+        "{v}{}",
+        String::from_utf8_lossy(&view.stderr)
+    );
+    for want in [
+        "frankenetes-kcfg",
+        "frankenetes-kcfg-admin",
+        "kubernetes-admin",
+    ] {
         assert!(v.contains(want), "{want} in {v}");
     }
-    assert!(v.trim_end().ends_with("frankenetes-kcfg"), "current context: {v}");
+    assert!(
+        v.trim_end().ends_with("frankenetes-kcfg"),
+        "current context: {v}"
+    );
     // Merging again changes nothing but replaces ours in place.
-    ok(&bin(&["kubeconfig", "-f", "cluster.yaml", "--merge", "--kubeconfig", kc.to_str().unwrap()], d));
+    ok(&bin(
+        &[
+            "kubeconfig",
+            "-f",
+            "cluster.yaml",
+            "--merge",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+        ],
+        d,
+    ));
     let again = std::fs::read_to_string(&kc).unwrap();
-    assert_eq!(again.matches("name: frankenetes-kcfg-admin").count(), 1, "{again}");
+    assert_eq!(
+        again.matches("name: frankenetes-kcfg-admin").count(),
+        1,
+        "{again}"
+    );
 }
 
 #[test]
@@ -305,11 +374,17 @@ fn version_and_completion() {
     let v = bin(&["--version"], d.path());
     ok(&v);
     let t = text(&v);
-    assert!(t.contains("commit") && t.contains("backends: local") && t.contains("1.35"), "{t}");
+    assert!(
+        t.contains("commit") && t.contains("backends: local") && t.contains("1.35"),
+        "{t}"
+    );
     for shell in ["bash", "zsh", "fish"] {
         let c = bin(&["completion", shell], d.path());
         ok(&c);
         assert!(text(&c).contains("frankenetes"), "{shell}");
-        assert!(text(&c).contains("snapshot"), "{shell}: subcommands completed");
+        assert!(
+            text(&c).contains("snapshot"),
+            "{shell}: subcommands completed"
+        );
     }
 }
