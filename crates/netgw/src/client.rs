@@ -76,6 +76,9 @@ pub(crate) fn parse_endpoint(s: &str) -> Result<String, String> {
     if !has_port {
         return Err("needs a port: write it as host:port, e.g. 203.0.113.7:51820".into());
     }
+    if !s.starts_with('[') && s.matches(':').count() > 1 {
+        return Err("put an IPv6 address in brackets: [2001:db8::7]:51820".into());
+    }
     s.parse::<Endpoint>()
         .map(|e| e.to_string())
         .map_err(|e| e.to_string())

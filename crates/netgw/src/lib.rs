@@ -272,3 +272,5 @@ pub struct ReadmeDoctests;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_access;

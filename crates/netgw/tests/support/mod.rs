@@ -84,6 +84,22 @@ pub(crate) fn try_run_for(
     timeout: Duration,
 ) -> Result<String, String> {
     let shown = args.join(" ");
+    let (status, out, err) = run_output(args, stdin, timeout)?;
+    if status.success() {
+        Ok(out)
+    } else {
+        Err(format!("`{shown}` failed ({status}): {}", err.trim()))
+    }
+}
+
+/// Runs a command to completion within `timeout` (killed by its PID after it): its exit
+/// status, stdout and stderr. `Err` when it could not start or took too long.
+pub(crate) fn run_output(
+    args: &[&str],
+    stdin: Option<&str>,
+    timeout: Duration,
+) -> Result<(std::process::ExitStatus, String, String), String> {
+    let shown = args.join(" ");
     let mut child = Command::new(args[0])
         .args(&args[1..])
         .stdin(if stdin.is_some() {
@@ -121,15 +137,11 @@ pub(crate) fn try_run_for(
             Err(e) => return Err(format!("`{shown}`: {e}")),
         }
     };
-    let (out, err) = (
+    Ok((
+        status,
         out.join().unwrap_or_default(),
         err.join().unwrap_or_default(),
-    );
-    if status.success() {
-        Ok(out)
-    } else {
-        Err(format!("`{shown}` failed ({status}): {}", err.trim()))
-    }
+    ))
 }
 
 pub(crate) fn run(args: &[&str]) -> String {
