@@ -12,11 +12,15 @@
 //! Units: `frankenetes-gateway-firewall.service` (oneshot, `RemainAfterExit`, before
 //! `network-pre.target`, wanted by `sysinit.target`) applies the firewall at boot, and
 //! `wg-quick@<iface>.service` (shipped by wireguard-tools) is enabled.
+//!
+//! SSH: the keys of [`GatewayOptions::ssh_authorized_keys`] (`spec.ssh.authorizedKeys`, with
+//! [`GatewayOptions::for_cluster`]) may log in as `core`: they go into the Ignition config's
+//! `passwd`, which Ignition writes to `/var/home/core/.ssh/authorized_keys.d/ignition`.
 
 use frankenetes_bundle::fs::{PUBLIC_MODE, SECRET_MODE};
 use frankenetes_bundle::systemd::Unit;
 use frankenetes_bundle::{NodeBundle, NodeFile};
-use frankenetes_spec::GatewaySpec;
+use frankenetes_spec::{ClusterSpec, GatewaySpec, SshPublicKey};
 
 use crate::Error;
 use crate::nat::{Family, FirewallPlan, NFT_TABLE};
@@ -55,6 +59,10 @@ pub struct GatewayOptions {
     pub firewall: Firewall,
     /// SSH's TCP port, left open on the gateway (22); `None` closes it.
     pub ssh_port: Option<u16>,
+    /// OpenSSH public keys that may log in as `core` (through the Ignition config's
+    /// `passwd`); none by default. [`GatewayOptions::for_cluster`] takes
+    /// `spec.ssh.authorizedKeys`.
+    pub ssh_authorized_keys: Vec<SshPublicKey>,
 }
 
 impl Default for GatewayOptions {
@@ -62,11 +70,25 @@ impl Default for GatewayOptions {
         Self {
             firewall: Firewall::Nftables,
             ssh_port: Some(22),
+            ssh_authorized_keys: Vec::new(),
         }
     }
 }
 
 impl GatewayOptions {
+    /// The defaults, with the cluster's SSH keys (`spec.ssh.authorizedKeys`) for `core`: what
+    /// `render` and `up` use.
+    pub fn for_cluster(spec: &ClusterSpec) -> Self {
+        Self::default().ssh_authorized_keys(spec.ssh.authorized_keys.clone())
+    }
+
+    /// The same with these SSH keys for `core`.
+    #[must_use]
+    pub fn ssh_authorized_keys(mut self, keys: Vec<SshPublicKey>) -> Self {
+        self.ssh_authorized_keys = keys;
+        self
+    }
+
     /// The same with another firewall tool.
     #[must_use]
     pub fn firewall(mut self, firewall: Firewall) -> Self {
@@ -184,6 +206,11 @@ pub fn gateway_bundle(
         let mut bundle = NodeBundle::new(spec.name.as_str());
         bundle.files = files;
         bundle.units = units;
+        bundle.ssh_authorized_keys = options
+            .ssh_authorized_keys
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         Ok(bundle)
     }
 }

@@ -50,6 +50,8 @@
 //! - [`state`]: [`VpnState`], the gateway's key pair and every peer's tunnel address and keys,
 //!   persisted in `<out>/cluster/vpn/state.json` (0600) so re-running is idempotent and adding a
 //!   peer never renumbers another.
+//! - [`client`]: the peers' client configurations, and [`set_endpoint`], which writes the
+//!   gateway's public endpoint into them once it is known (after `up`).
 //! - [`wg`]: typed WireGuard configurations rendered in the `wg-quick` and `wg setconf` formats.
 //! - [`nat`]: the sysctl drop-in and one rule list rendered for nftables and for iptables.
 //! - [`bundle`]: [`GatewayBundle`], the files and units of the gateway machine, and the
@@ -60,6 +62,7 @@
 #![deny(missing_docs)]
 
 pub mod bundle;
+pub mod client;
 mod fsutil;
 pub mod keys;
 pub mod nat;
@@ -72,11 +75,13 @@ use std::path::{Path, PathBuf};
 use frankenetes_spec::{Cidr, ClusterSpec, GatewaySpec};
 
 pub use bundle::{Firewall, GatewayBundle, GatewayOptions, gateway_bundle};
+pub use client::ClientConfig;
+pub use client::set_endpoint;
 pub use frankenetes_bundle::systemd::Unit;
 pub use frankenetes_bundle::{NodeFile, WriteReport};
 pub use keys::{KeyPair, KeySource, OsRandom, PresharedKey, PrivateKey, PublicKey, SeededRandom};
 pub use nat::FirewallPlan;
-pub use state::{ClientConfig, PeerOrigin, PeerState, VpnState};
+pub use state::{PeerOrigin, PeerState, VpnState};
 pub use wg::{WgConfig, WgFormat};
 
 /// Errors of the gateway crate. Each names the file, field or peer concerned.
@@ -165,6 +170,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// There is no VPN state to update.
+    #[error("{} does not exist: render the cluster first (`frankenetes render` or `up`), which makes the VPN's keys", .path.display())]
+    NoState {
+        /// The state file.
+        path: PathBuf,
+    },
+    /// A gateway endpoint given to [`set_endpoint`] cannot be used.
+    #[error("gateway endpoint {endpoint:?}: {reason}")]
+    Endpoint {
+        /// What was given.
+        endpoint: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The operating system gave no random bytes.
     #[error("cannot get random bytes from the operating system for a WireGuard key: {reason}")]
     Random {
@@ -195,7 +214,9 @@ pub struct Rendered {
 /// Loads or makes the VPN state, saves it, writes the gateway's overlay under
 /// `<out>/nodes/<gateway>/` and every peer's client configuration to
 /// `<out>/cluster/vpn/<peer>.conf` (0600), removing the client files of peers no longer in the
-/// state. Keys come from the operating system. A second run changes no file.
+/// state. Keys come from the operating system. A second run changes no file. The clients'
+/// `Endpoint` is `spec.gateway.tunnel.endpoint`, else the one [`set_endpoint`] recorded.
+/// Pass [`GatewayOptions::for_cluster`] so that `spec.ssh.authorizedKeys` may log in.
 pub fn render(out: &Path, spec: &GatewaySpec, options: &GatewayOptions) -> Result<Rendered, Error> {
     render_with(out, spec, options, &mut OsRandom)
 }
@@ -209,43 +230,13 @@ pub fn render_with(
 ) -> Result<Rendered, Error> {
     let state = VpnState::load_or_init_with(out, spec, keys)?;
     let mut report = WriteReport::default();
-    let mut note = |changed: bool, path: PathBuf| {
-        if changed {
-            report.written.push(path);
-        } else {
-            report.unchanged += 1;
-        }
-    };
-    note(state.save(out)?, PathBuf::from(state::STATE_FILE));
+    if state.save(out)? {
+        report.written.push(PathBuf::from(state::STATE_FILE));
+    } else {
+        report.unchanged += 1;
+    }
     let clients = state.client_configs(spec)?;
-    for c in &clients {
-        let path = c.path(out);
-        let rel = path.strip_prefix(out).unwrap_or(&path).to_owned();
-        note(c.write(out)?, rel);
-    }
-    // Client files of peers that are gone would still hold working-looking keys: remove them.
-    let dir = out.join(state::CLIENT_DIR);
-    let entries = std::fs::read_dir(&dir).map_err(|source| Error::Read {
-        path: dir.clone(),
-        source,
-    })?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let stale = path.extension().is_some_and(|e| e == "conf")
-            && path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .is_some_and(|name| state.peer(name).is_none());
-        if stale {
-            std::fs::remove_file(&path).map_err(|source| Error::Write {
-                path: path.clone(),
-                source,
-            })?;
-            report
-                .removed
-                .push(path.strip_prefix(out).unwrap_or(&path).to_owned());
-        }
-    }
+    client::write_clients(out, &state, &clients, &mut report)?;
     // The overlay and the same content as one Ignition config, like every other node's.
     let bundle = gateway_bundle(spec, &state, options)?;
     bundle.write(out, &mut report)?;
@@ -269,6 +260,7 @@ impl Error {
                 | Error::AddressTaken { .. }
                 | Error::PeerName { .. }
                 | Error::UnknownPeer { .. }
+                | Error::Endpoint { .. }
         )
     }
 }
@@ -280,3 +272,5 @@ pub struct ReadmeDoctests;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_access;

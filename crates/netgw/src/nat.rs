@@ -8,10 +8,40 @@
 //!   ICMPv6 (ping, path MTU discovery, IPv6 neighbour discovery), DHCPv6 replies, the WireGuard
 //!   UDP port and SSH (port 22 unless [`FirewallPlan::ssh_port`] says otherwise).
 //! - **forward** (policy drop): replies; the private network and the VPN clients out of the
-//!   egress interface; VPN clients to the private network and back.
+//!   egress side; VPN clients to the private network and back.
 //! - **postrouting** (NAT): masquerade the private network and the tunnel out of the egress
-//!   interface, except traffic to the private network itself, so private machines see VPN
-//!   clients by their tunnel addresses (their replies reach the gateway by their default route).
+//!   side, except traffic to the private network itself, so private machines see VPN clients
+//!   by their tunnel addresses (their replies reach the gateway by their default route).
+//!
+//! # The egress side, without the NIC's name
+//!
+//! With `spec.gateway.egressInterface` set, "the egress side" is that interface
+//! (`oifname "ens5"`, `-o ens5`). Unset (the default), it is **every interface but the
+//! tunnel** (`oifname != "wg0"`, `! -o wg0`): what the private network or a VPN client sends
+//! to an address outside the private network, and the routing table sends out of anything but
+//! the tunnel, is forwarded and masqueraded to the address of the interface it leaves by. The
+//! ruleset names no NIC, so it is the same file on every machine:
+//!
+//! - **NIC names differ** between clouds and instance types: Fedora CoreOS calls the first
+//!   NIC `ens5` on AWS Nitro types (t3, t3a, m5), `enX0` on Xen types (t2), `ens3` with other
+//!   drivers, and `eth0` nowhere. A rule naming `eth0` matches nothing there, silently.
+//! - **One NIC** (the AWS NAT instance: the private subnets' default route points at the
+//!   gateway's only ENI): traffic comes in and leaves by the same interface. It is not the
+//!   tunnel, so it is forwarded and masqueraded; traffic to the private network is not.
+//! - **Two NICs** (an uplink and a NIC in the private network): the routing table sends the
+//!   internet's traffic out of the uplink, which is masqueraded; traffic to the private
+//!   network leaves by the private NIC unmasqueraded, because its destination is in
+//!   `privateCIDR`. A third network reached through another NIC is treated like the internet
+//!   (forwarded, masqueraded); pin `egressInterface` to forbid that.
+//! - **Nothing runs at boot to find the uplink.** The alternative, a oneshot that reads the
+//!   default route's interface and writes it into the ruleset, must wait for DHCP (so the
+//!   firewall would load after the network is up, leaving a window with forwarding on and no
+//!   rules), picks one of two default routes by whichever NIC got its lease first, and goes
+//!   stale when the route moves. The ruleset here loads before `network-pre.target`, does not
+//!   change when routes do, and follows the routing table packet by packet.
+//!
+//! The price: with IPv6, router advertisements are accepted on every interface (the uplink's
+//! name is not known: see [`SysctlDropIn`]).
 //!
 //! The nftables rendering owns one table, `inet frankenetes_gw`, and replaces it as a whole in
 //! one transaction: applying it again is idempotent and leaves other tables alone. `iptables`
@@ -127,6 +157,8 @@ pub struct Rule {
     pub iif: Option<String>,
     /// Outgoing interface.
     pub oif: Option<String>,
+    /// Outgoing interface that must *not* match.
+    pub oif_not: Option<String>,
     /// Source block.
     pub saddr: Option<IpNet>,
     /// Destination block.
@@ -153,6 +185,7 @@ impl Rule {
             chain,
             iif: None,
             oif: None,
+            oif_not: None,
             saddr: None,
             daddr: None,
             daddr_not: None,
@@ -186,8 +219,9 @@ impl Rule {
 pub struct FirewallPlan {
     /// The gateway's name (for comments).
     pub gateway: String,
-    /// The interface facing the internet.
-    pub egress_interface: String,
+    /// The interface facing the internet; `None`: every interface but the tunnel (see the
+    /// [module docs](self)).
+    pub egress_interface: Option<String>,
     /// The WireGuard interface.
     pub tunnel_interface: String,
     /// WireGuard's UDP port.
@@ -205,10 +239,7 @@ impl FirewallPlan {
     pub fn new(spec: &GatewaySpec) -> Self {
         Self {
             gateway: spec.name.as_str().to_owned(),
-            egress_interface: spec
-                .egress_interface
-                .clone()
-                .unwrap_or_else(|| "eth0".into()),
+            egress_interface: spec.egress_interface.clone(),
             tunnel_interface: spec.tunnel.interface.clone(),
             listen_port: spec.tunnel.listen_port,
             private_cidr: spec.private_cidr.net(),
@@ -222,11 +253,27 @@ impl FirewallPlan {
         matches!(self.private_cidr, IpNet::V6(_)) || matches!(self.tunnel_cidr, IpNet::V6(_))
     }
 
+    /// Where the egress side is, in words (for comments): `ens5`, or `any interface but wg0`.
+    pub fn egress_description(&self) -> String {
+        match &self.egress_interface {
+            Some(e) => e.clone(),
+            None => format!("any interface but {}", self.tunnel_interface),
+        }
+    }
+
+    /// Limits `rule` to packets leaving by the egress side.
+    fn out_of_egress(&self, rule: &mut Rule) {
+        match &self.egress_interface {
+            Some(e) => rule.oif = Some(e.clone()),
+            None => rule.oif_not = Some(self.tunnel_interface.clone()),
+        }
+    }
+
     /// The rules, in order.
     pub fn rules(&self) -> Vec<Rule> {
         use Chain::*;
         use Verdict::*;
-        let (egress, tun) = (&self.egress_interface, &self.tunnel_interface);
+        let tun = &self.tunnel_interface;
         let (private, tunnel) = (self.private_cidr, self.tunnel_cidr);
         let same_family = Family::of(&private) == Family::of(&tunnel);
         let mut r = Vec::new();
@@ -271,12 +318,12 @@ impl FirewallPlan {
 
         let mut out = Rule::new(Forward, Accept, "private network to the internet");
         out.saddr = Some(private);
-        out.oif = Some(egress.clone());
+        self.out_of_egress(&mut out);
         r.push(out);
         let mut vpn_out = Rule::new(Forward, Accept, "VPN clients out of the egress interface");
         vpn_out.iif = Some(tun.clone());
         vpn_out.saddr = Some(tunnel);
-        vpn_out.oif = Some(egress.clone());
+        self.out_of_egress(&mut vpn_out);
         r.push(vpn_out);
         if same_family {
             let mut vpn_in = Rule::new(Forward, Accept, "VPN clients to the private network");
@@ -297,7 +344,7 @@ impl FirewallPlan {
                 Masquerade,
                 &format!("{what} to the internet: rewrite the source to the egress address"),
             );
-            m.oif = Some(egress.clone());
+            self.out_of_egress(&mut m);
             m.saddr = Some(src);
             if Family::of(&src) == Family::of(&private) {
                 m.daddr_not = Some(private);
@@ -349,6 +396,9 @@ impl Rule {
         }
         if let Some(o) = &self.oif {
             p.push(format!("oifname {}", quote(o)));
+        }
+        if let Some(o) = &self.oif_not {
+            p.push(format!("oifname != {}", quote(o)));
         }
         if let Some(n) = &self.saddr {
             p.push(nft_addr("saddr", n, false));
@@ -404,6 +454,9 @@ impl Rule {
         }
         if let Some(o) = &self.oif {
             p.push(format!("-o {o}"));
+        }
+        if let Some(o) = &self.oif_not {
+            p.push(format!("! -o {o}"));
         }
         if let Some(n) = &self.saddr {
             p.push(format!("-s {n}"));
@@ -463,7 +516,10 @@ impl fmt::Display for NftRuleset {
         writeln!(
             f,
             "# Gateway {}: forward and masquerade {} and the WireGuard tunnel {} out of {}.",
-            p.gateway, p.private_cidr, p.tunnel_cidr, p.egress_interface
+            p.gateway,
+            p.private_cidr,
+            p.tunnel_cidr,
+            p.egress_description()
         )?;
         writeln!(f, "# Generated by frankenetes: re-render, do not edit.")?;
         writeln!(
@@ -514,7 +570,10 @@ impl fmt::Display for IptablesRuleset {
         writeln!(
             f,
             "# Gateway {}: forward and masquerade {} and the WireGuard tunnel {} out of {}.",
-            p.gateway, p.private_cidr, p.tunnel_cidr, p.egress_interface
+            p.gateway,
+            p.private_cidr,
+            p.tunnel_cidr,
+            p.egress_description()
         )?;
         writeln!(
             f,
@@ -568,7 +627,10 @@ impl fmt::Display for IptablesRuleset {
 }
 
 /// The sysctl drop-in: IPv4 forwarding, and IPv6 forwarding when a block is IPv6 (with router
-/// advertisements still accepted on the egress interface, so its default route survives).
+/// advertisements still accepted on the egress interface, so its default route survives; on
+/// every interface, by the glob `net.ipv6.conf.*.accept_ra`, when the egress interface is not
+/// named: systemd-sysctl and procps' `sysctl -p` expand it, `default` included, so interfaces
+/// that appear later get it too).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SysctlDropIn {
     plan: FirewallPlan,
@@ -588,10 +650,16 @@ impl fmt::Display for SysctlDropIn {
             writeln!(f, "net.ipv6.conf.all.forwarding = 1")?;
             // Forwarding turns off router advertisements unless accept_ra is 2. Interface names
             // with dots need the slash form of the key.
-            if p.egress_interface.contains('.') {
-                writeln!(f, "net/ipv6/conf/{}/accept_ra = 2", p.egress_interface)?;
-            } else {
-                writeln!(f, "net.ipv6.conf.{}.accept_ra = 2", p.egress_interface)?;
+            match &p.egress_interface {
+                Some(e) if e.contains('.') => writeln!(f, "net/ipv6/conf/{e}/accept_ra = 2")?,
+                Some(e) => writeln!(f, "net.ipv6.conf.{e}.accept_ra = 2")?,
+                None => {
+                    writeln!(
+                        f,
+                        "# The uplink is not named (spec.gateway.egressInterface): every interface."
+                    )?;
+                    writeln!(f, "net.ipv6.conf.*.accept_ra = 2")?;
+                }
             }
         }
         Ok(())

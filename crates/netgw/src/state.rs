@@ -24,11 +24,15 @@
 //! key and the client configuration leaves `PrivateKey` for the user to fill in. Otherwise
 //! frankenetes generates the pair and the client configuration is complete. New peers get a
 //! preshared key unless [`VpnState::set_preshared_keys`] turned that off.
+//!
+//! # Endpoint
+//!
+//! The state also keeps the gateway's public `host:port` when it was learned after the spec
+//! was written ([`crate::set_endpoint`], after `up`); see [`crate::client`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use frankenetes_spec::{Cidr, GatewaySpec, NodeName};
 use ipnet::IpNet;
@@ -36,9 +40,10 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::Error;
+pub use crate::client::ClientConfig;
 use crate::fsutil::{SECRET_MODE, read_optional, write_if_changed};
 use crate::keys::{KeyPair, KeySource, OsRandom, PresharedKey, PrivateKey, PublicKey};
-use crate::wg::{WgConfig, WgFormat, WgInterface, WgPeer};
+use crate::wg::{WgConfig, WgInterface, WgPeer};
 
 /// Where the state lives, relative to the output directory.
 pub const STATE_FILE: &str = "cluster/vpn/state.json";
@@ -75,63 +80,25 @@ pub struct PeerState {
 /// The gateway's key pair and every peer's address and keys. See the [module docs](self).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VpnState {
-    gateway: KeyPair,
-    peers: BTreeMap<String, PeerState>,
+    pub(crate) gateway: KeyPair,
+    pub(crate) peers: BTreeMap<String, PeerState>,
     preshared_keys: bool,
-}
-
-/// A peer's WireGuard client configuration: `[Interface] Address, PrivateKey` and one `[Peer]`,
-/// the gateway, with `Endpoint`, `AllowedIPs` = the private network and the tunnel, and
-/// `PersistentKeepalive`. `Display` renders the `wg-quick` form.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ClientConfig {
-    /// The peer's name.
-    pub name: String,
-    /// The configuration.
-    pub config: WgConfig,
-}
-
-impl ClientConfig {
-    /// The `wg-quick` file (`wg-quick up ./<name>.conf`, or import it into a WireGuard app).
-    pub fn wg_quick(&self) -> Zeroizing<String> {
-        self.config.render(WgFormat::WgQuick)
-    }
-
-    /// The `wg setconf` file: the same without `Address`.
-    pub fn setconf(&self) -> Zeroizing<String> {
-        self.config.render(WgFormat::SetConf)
-    }
-
-    /// Where [`ClientConfig::write`] puts it: `<out>/cluster/vpn/<name>.conf`.
-    pub fn path(&self, out: &Path) -> PathBuf {
-        out.join(CLIENT_DIR).join(format!("{}.conf", self.name))
-    }
-
-    /// Writes the `wg-quick` file to [`ClientConfig::path`] (0600, atomically, only when it
-    /// changed). Returns whether it changed.
-    pub fn write(&self, out: &Path) -> Result<bool, Error> {
-        write_if_changed(&self.path(out), self.wg_quick().as_bytes(), SECRET_MODE)
-    }
-}
-
-impl fmt::Display for ClientConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.config.display(WgFormat::WgQuick).fmt(f)
-    }
+    /// The gateway's public `host:port`, learned after the spec was written (an Elastic IP
+    /// known only after `up`); `spec.gateway.tunnel.endpoint` wins over it.
+    pub(crate) endpoint: Option<String>,
 }
 
 /// The tunnel's address plan: which indexes of the block are usable.
-struct Tunnel {
-    cidr: Cidr,
+pub(crate) struct Tunnel {
+    pub(crate) cidr: Cidr,
     /// The gateway's address (index 1).
-    gateway: IpAddr,
+    pub(crate) gateway: IpAddr,
     /// The last index a peer may take.
     last: u128,
 }
 
 impl Tunnel {
-    fn new(spec: &GatewaySpec) -> Result<Self, Error> {
+    pub(crate) fn new(spec: &GatewaySpec) -> Result<Self, Error> {
         let cidr = spec.tunnel.cidr;
         let host_bits = u32::from(cidr.host_bits());
         let total: u128 = if host_bits >= 128 {
@@ -190,7 +157,7 @@ impl Tunnel {
     }
 
     /// `a` with the tunnel's prefix length (`10.200.0.2/24`).
-    fn with_prefix(&self, a: IpAddr) -> IpNet {
+    pub(crate) fn with_prefix(&self, a: IpAddr) -> IpNet {
         IpNet::new(a, self.cidr.net().prefix_len()).unwrap_or_else(|_| IpNet::from(a))
     }
 }
@@ -208,6 +175,7 @@ impl VpnState {
             gateway: KeyPair::generate(keys)?,
             peers: BTreeMap::new(),
             preshared_keys: true,
+            endpoint: None,
         })
     }
 
@@ -315,10 +283,18 @@ impl VpnState {
                 },
             );
         }
+        let endpoint = match &file.endpoint {
+            Some(e) => Some(
+                crate::client::parse_endpoint(e)
+                    .map_err(|reason| corrupt("endpoint".into(), reason))?,
+            ),
+            None => None,
+        };
         Ok(Some(Self {
             gateway,
             peers,
             preshared_keys: file.preshared_keys,
+            endpoint,
         }))
     }
 
@@ -328,6 +304,7 @@ impl VpnState {
         let file = StateFile {
             version: STATE_VERSION,
             preshared_keys: self.preshared_keys,
+            endpoint: self.endpoint.clone(),
             gateway: GatewayFile {
                 public_key: self.gateway.public.to_string(),
                 private_key: self.gateway.private.to_base64().to_string(),
@@ -615,49 +592,6 @@ impl VpnState {
         }
         Ok(cfg)
     }
-
-    /// A peer's client configuration.
-    pub fn client_config(&self, spec: &GatewaySpec, name: &str) -> Result<ClientConfig, Error> {
-        let p = self.peers.get(name).ok_or_else(|| Error::UnknownPeer {
-            name: name.to_owned(),
-        })?;
-        let tunnel = Tunnel::new(spec)?;
-        let mut cfg = WgConfig::new(WgInterface {
-            addresses: vec![tunnel.with_prefix(p.address)],
-            listen_port: None,
-            private_key: p.private_key.clone(),
-            public_key: Some(p.public_key),
-        });
-        cfg.header = vec![format!(
-            "WireGuard client {name} of gateway {}. Generated by frankenetes; use it with `wg-quick up ./{name}.conf` or import it into a WireGuard app.",
-            spec.name.as_str()
-        )];
-        if spec.tunnel.endpoint.is_none() {
-            cfg.header.push(
-                "Endpoint: not known yet (spec.gateway.tunnel.endpoint is unset); add `Endpoint = <gateway address>:<port>` under [Peer]."
-                    .into(),
-            );
-        }
-        let mut gw = WgPeer::new(self.gateway.public);
-        gw.name = Some(format!("gateway {}", spec.name.as_str()));
-        gw.preshared_key = p.preshared_key.clone();
-        gw.allowed_ips = vec![spec.private_cidr.net(), tunnel.cidr.net()];
-        gw.endpoint = spec.tunnel.endpoint.as_ref().map(ToString::to_string);
-        gw.persistent_keepalive = Some(spec.tunnel.persistent_keepalive);
-        cfg.peers.push(gw);
-        Ok(ClientConfig {
-            name: name.to_owned(),
-            config: cfg,
-        })
-    }
-
-    /// Every peer's client configuration, by name.
-    pub fn client_configs(&self, spec: &GatewaySpec) -> Result<Vec<ClientConfig>, Error> {
-        self.peers
-            .keys()
-            .map(|n| self.client_config(spec, n))
-            .collect()
-    }
 }
 
 const STATE_VERSION: u32 = 1;
@@ -672,6 +606,9 @@ struct StateFile {
     version: u32,
     #[serde(default = "default_true")]
     preshared_keys: bool,
+    /// The gateway's public endpoint learned after `up` (absent: none learned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    endpoint: Option<String>,
     gateway: GatewayFile,
     #[serde(default)]
     peers: BTreeMap<String, PeerFile>,
