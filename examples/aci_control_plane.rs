@@ -22,10 +22,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use frankenetes_bootstrap::aci::{self, AciOptions, AciUnits, PauseMode};
-use frankenetes_cloud_azure::{AciBackend, azure_section};
-use frankenetes_compute::{ClusterTag, ComputeBackend};
-use frankenetes_pki::{PkiPlan, SyncOptions};
+use frankenetes_bootstrap::{Cluster, DownOptions, Options, ResumeOptions};
+use frankenetes_cloud_azure::{AciBackend, AciOptions, AciPlatform, azure_section};
 use frankenetes_spec::ClusterSpec;
 
 /// Three control-plane nodes (an etcd group and an apiserver group each, plus one group for
@@ -116,15 +114,19 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
         }
     };
     let spec = load(&spec_yaml(&subscription, "frankenetes-demo"))?;
-    let opts = AciOptions::default();
-    if action == Action::Plan {
-        show_plan(&spec, &opts)?;
-        println!("(plan only: `up` creates it; `--replay` runs it all against a fake ARM)");
-        return Ok(ExitCode::SUCCESS);
-    }
     // The credential the spec names (`az login` here), the ARM endpoint of the public cloud.
+    // Nothing calls Azure before `up`: `plan` is offline.
     let backend = AciBackend::from_spec(&spec)?;
-    step(&backend, &spec, &opts, &out, action).await
+    let cluster = Cluster::new(
+        spec.clone(),
+        AciPlatform::new(&spec, backend, AciOptions::default())?,
+        Options::new(std::path::absolute(&out)?).on_event(|e| eprintln!("{e}")),
+    );
+    let code = step(&cluster, action).await?;
+    if action == Action::Plan {
+        println!("(plan only: `up` creates it; `--replay` runs it all against a fake ARM)");
+    }
+    Ok(code)
 }
 
 /// The spec, validated as the CLI would.
@@ -137,8 +139,19 @@ fn load(yaml: &str) -> Result<ClusterSpec, Box<dyn std::error::Error>> {
 }
 
 /// Groups with their FQDNs and cost, and the apiserver's SANs: known before anything exists.
-fn show_plan(spec: &ClusterSpec, opts: &AciOptions) -> Result<(), Box<dyn std::error::Error>> {
-    print!("{}", aci::plan(spec, opts)?.table());
+fn show_plan(cluster: &Cluster<AciPlatform>) -> Result<(), Box<dyn std::error::Error>> {
+    let spec = cluster.spec();
+    let az = azure_section(spec)?;
+    // Offline: the PKI is made in memory with throwaway keys, nothing is written.
+    let (prepared, _) = cluster.plan()?;
+    let topology = cluster.platform().topology(&prepared.workload)?;
+    print!(
+        "{}",
+        topology.table(
+            &AciOptions::default().prices,
+            &format!("{}/{}", az.storage_account, az.share_name)
+        )
+    );
     let first = spec
         .control_plane
         .first()
@@ -152,62 +165,41 @@ fn show_plan(spec: &ClusterSpec, opts: &AciOptions) -> Result<(), Box<dyn std::e
     Ok(())
 }
 
-/// The groups to create, with their certificates: the PKI is made under `out` once (a re-run
-/// loads it; a CA is never replaced) and rendered into each component's files.
-fn units(
-    spec: &ClusterSpec,
-    out: &Path,
-    opts: &AciOptions,
-) -> Result<AciUnits, Box<dyn std::error::Error>> {
-    let (pki, _) = frankenetes_pki::sync(&PkiPlan::from(spec), out, SyncOptions::default())?;
-    let rendered = frankenetes_manifests::render(spec, &pki)?;
-    Ok(aci::units(spec, &rendered, opts)?)
-}
-
-/// One action on one backend.
+/// One action through the deployment API (the same calls as on any other platform).
 async fn step(
-    backend: &AciBackend,
-    spec: &ClusterSpec,
-    opts: &AciOptions,
-    out: &Path,
+    cluster: &Cluster<AciPlatform>,
     action: Action,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let az = azure_section(spec)?;
-    let tag = ClusterTag::new(spec.name.as_str());
     match action {
-        Action::Plan => show_plan(spec, opts)?,
+        Action::Plan => show_plan(cluster)?,
         Action::Up => {
-            let units = units(spec, out, opts)?;
-            println!("==> file share {}/{}", az.storage_account, az.share_name);
-            backend
-                .create_file_share(&az.storage_account, &az.share_name)
-                .await?;
-            println!("==> container groups: etcd, then apiservers, then controllers");
-            aci::up_with(backend, &units, opts).await?;
-            return status(backend, &tag, "running").await;
+            // The share, then etcd, the apiservers, the controllers; the PKI is made under
+            // the output directory once (a re-run loads it; a CA is never replaced).
+            cluster.up().await?;
+            return status(cluster, "running").await;
         }
-        Action::Status => return status(backend, &tag, "running").await,
+        Action::Status => return status(cluster, "running").await,
         Action::Pause => {
-            // A snapshot job first (verified on the share), then every group stopped.
-            aci::pause_with(backend, &units(spec, out, opts)?, PauseMode::Stop, opts).await?;
+            // The writers stop, a snapshot job saves and verifies a snapshot on the share,
+            // then etcd stops: compute billing stops.
+            cluster.pause().await?;
             println!("==> paused: snapshot on the share; compute billing stops");
-            return status(backend, &tag, "stopped").await;
+            return status(cluster, "stopped").await;
         }
         Action::Resume => {
             // etcd's groups restore the newest snapshot in an init container, then start.
-            aci::resume_with(backend, &units(spec, out, opts)?, opts).await?;
+            cluster.resume(ResumeOptions::default()).await?;
             println!("==> resumed from the newest snapshot");
-            return status(backend, &tag, "running").await;
+            return status(cluster, "running").await;
         }
         Action::Down => {
             // Everything carrying the cluster's tag, found by listing: no state needed.
-            aci::down(backend, &tag).await?;
-            let left = backend.list(&tag).await?;
+            let r = cluster.down(DownOptions::default()).await?;
             println!(
                 "==> down: {} container group(s) left; the share keeps the snapshots",
-                left.len()
+                r.left.len()
             );
-            return Ok(if left.is_empty() {
+            return Ok(if r.left.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -219,16 +211,19 @@ async fn step(
 
 /// Every group of the cluster with its state and FQDN; failure unless all are in `want`.
 async fn status(
-    backend: &AciBackend,
-    tag: &ClusterTag,
+    cluster: &Cluster<AciPlatform>,
     want: &str,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let units = backend.list(tag).await?;
-    let mut all = !units.is_empty();
-    for u in &units {
-        let fqdn = u.details.get("fqdn").map_or("-", String::as_str);
-        println!("    {:<32} {:<9} {fqdn}", u.name, u.state.to_string());
-        all &= u.state.to_string() == want;
+    let s = cluster.status().await?;
+    let mut all = s.exists;
+    for r in &s.rows {
+        println!(
+            "    {:<32} {:<9} {}",
+            r.name,
+            r.state.as_deref().unwrap_or("-"),
+            r.detail
+        );
+        all &= r.state.as_deref() == Some(want);
     }
     Ok(if all {
         ExitCode::SUCCESS
@@ -243,10 +238,14 @@ async fn replay_lifecycle(out: &Path) -> Result<ExitCode, Box<dyn std::error::Er
     use frankenetes_cloud_azure::testing::{FakeArm, RG, SUB};
     let arm = FakeArm::start().await?;
     println!("replaying the official ARM examples on {}", arm.base);
-    let backend = arm.backend();
     let spec = load(&spec_yaml(SUB, RG))?;
     // Nothing really starts on the replay: poll fast instead of ACI's pace.
     let opts = AciOptions::default().with_waits(Duration::from_secs(30), Duration::from_millis(20));
+    let cluster = Cluster::new(
+        spec.clone(),
+        AciPlatform::new(&spec, arm.backend(), opts)?,
+        Options::new(std::path::absolute(out)?).on_event(|e| eprintln!("{e}")),
+    );
     for action in [
         Action::Plan,
         Action::Up,
@@ -255,7 +254,7 @@ async fn replay_lifecycle(out: &Path) -> Result<ExitCode, Box<dyn std::error::Er
         Action::Resume,
         Action::Down,
     ] {
-        if step(&backend, &spec, &opts, out, action).await? != ExitCode::SUCCESS {
+        if step(&cluster, action).await? != ExitCode::SUCCESS {
             return Ok(ExitCode::FAILURE);
         }
     }

@@ -8,8 +8,10 @@
 //!
 //! 1. passes the compute conformance suite (`frankenetes_compute::testing::lifecycle`, the
 //!    same suite the local, EC2 and ACI backends pass), then
-//! 2. is driven by the sequencer: a three-member etcd cluster with mutual TLS comes up behind
-//!    its health gates, with the progress events printed as they arrive, then goes down.
+//! 2. is driven by the deployment API through a small [`Platform`] of its own (`ChildPlatform`:
+//!    which units, in which waves, behind which gates — here the etcd tier): a three-member
+//!    etcd cluster with mutual TLS comes up behind its health gates, with the progress events
+//!    printed as they arrive, then goes down.
 //!
 //! Needs `etcd` on PATH (Debian: `etcd-server`).
 //!
@@ -22,10 +24,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
 
-use frankenetes_bootstrap::{Cluster, Event, Options};
+use frankenetes_bootstrap::{Cluster, DownOptions, Event, Options};
 use frankenetes_compute::{
-    BackendError, BackendErrorKind, ClusterTag, ComputeBackend, ContainerSpec, Unit, UnitId,
-    UnitKind, UnitSpec, UnitState,
+    BackendError, BackendErrorKind, ClusterTag, ComputeBackend, ContainerSpec, Gate, NodeRole,
+    Placement, Platform, PlatformPlan, Unit, UnitId, UnitKind, UnitSpec, UnitState, Wave, Workload,
 };
 use frankenetes_spec::{ClusterName, ClusterSpec, KubernetesVersion, NodeName, NodeSpec};
 use tokio::process::{Child, Command};
@@ -181,6 +183,73 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The platform: what to run for a cluster on `ChildProcesses`. Every node shares this host
+/// (files read from the bundle overlays, data under the cluster directory), etcd from PATH.
+struct ChildPlatform {
+    backend: ChildProcesses,
+}
+
+impl ChildPlatform {
+    fn etcd(&self) -> Result<String, BackendError> {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .map(|d| d.join("etcd"))
+            .find(|p| p.is_file())
+            .map(|p| p.display().to_string())
+            .ok_or_else(|| BackendError::new(BackendErrorKind::Invalid, "etcd is not in PATH"))
+    }
+}
+
+#[async_trait::async_trait]
+impl Platform for ChildPlatform {
+    fn backend(&self) -> &dyn ComputeBackend {
+        &self.backend
+    }
+
+    fn reachable(&self) -> bool {
+        true
+    }
+
+    fn placement(&self) -> Placement {
+        Placement::Host
+    }
+
+    fn etcd_version(&self) -> Result<Option<String>, BackendError> {
+        let out = std::process::Command::new(self.etcd()?)
+            .arg("--version")
+            .output()
+            .map_err(|e| BackendError::new(BackendErrorKind::Other, e.to_string()))?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("etcd Version: "))
+            .map(|v| v.trim().to_owned()))
+    }
+
+    fn plan(&self, _w: &Workload) -> Result<PlatformPlan, BackendError> {
+        Ok(PlatformPlan::default())
+    }
+
+    /// One wave: an etcd unit per control-plane node, its command as rendered, with the
+    /// binary's path in front.
+    fn waves(&self, w: &Workload) -> Result<Vec<Wave>, BackendError> {
+        let etcd = self.etcd()?;
+        let units = w
+            .nodes_of(NodeRole::ControlPlane)
+            .filter_map(|n| n.component("etcd").map(|c| (n, c)))
+            .map(|(n, c)| {
+                let mut command = c.command.clone();
+                command[0] = etcd.clone();
+                UnitSpec::container_group(
+                    format!("etcd-{}", n.name),
+                    w.tag.clone(),
+                    vec![ContainerSpec::new("etcd", "", command)],
+                )
+            })
+            .collect();
+        Ok(vec![Wave::new("etcd", units, Gate::EtcdHealthy)])
+    }
+}
+
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let work = tempfile::tempdir()?;
     let backend = ChildProcesses::new(work.path().join("logs"));
@@ -210,25 +279,23 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         nodes,
     );
     spec.validate()?;
-    let opts = Options::new(work.path().join("cluster"))
-        .bin_dir(std::env::var_os("FRANKENETES_BIN_DIR").map(PathBuf::from))
-        .on_event(|e| match e {
-            Event::Started(p) => println!("event: started {p}"),
-            Event::Done(p, d) => println!("event: done {p} in {d:.1?}"),
-            Event::Waiting(p, what) => println!("event: {p} waiting: {what}"),
-            Event::Warning(w) => println!("event: warning: {w}"),
-            other => println!("event: {other:?}"),
-        });
-    let cluster = Cluster::new(spec, backend, opts);
+    let opts = Options::new(work.path().join("cluster")).on_event(|e| match e {
+        Event::Started(p) => println!("event: started {p}"),
+        Event::Done(p, d) => println!("event: done {p} in {d:.1?}"),
+        Event::Waiting(p, what) => println!("event: {p} waiting: {what}"),
+        Event::Warning(w) => println!("event: warning: {w}"),
+        other => println!("event: {other}"),
+    });
+    let cluster = Cluster::new(spec, ChildPlatform { backend }, opts);
     let up = cluster.up().await;
     if up.is_ok() {
         print!("{}", cluster.status().await?.table());
     }
-    let removed = cluster.down().await?;
-    println!("down: removed {}", removed.join(", "));
+    let removed = cluster.down(DownOptions::default()).await?;
+    println!("down: removed {}", removed.found.join(", "));
     up?;
     // Nothing of the cluster is left in the backend.
-    let left = cluster.backend().list(cluster.tag()).await?;
+    let left = cluster.platform().backend().list(cluster.tag()).await?;
     if !left.is_empty() {
         return Err(format!("units left after down: {left:?}").into());
     }

@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use frankenetes_bootstrap::{Cluster, Event, LocalBackend, Options};
+use frankenetes_bootstrap::{Cluster, DownOptions, Event, LocalPlatform, Options};
 use frankenetes_spec::{ClusterName, ClusterSpec, KubernetesVersion, NodeName, NodeSpec};
 
 #[tokio::main]
@@ -56,15 +56,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("frankenetes-from-binaries"));
     let work = std::path::absolute(work)?;
-    let opts = Options::new(&work)
-        .bin_dir(std::env::var_os("FRANKENETES_BIN_DIR").map(PathBuf::from))
-        .on_event(|e| match e {
-            Event::Started(p) => eprintln!("==> {p}"),
-            Event::Done(p, d) => eprintln!("    {p} done in {d:.1?}"),
-            Event::Warning(w) => eprintln!("warning: {w}"),
-            other => eprintln!("    {other:?}"),
-        });
-    let cluster = Cluster::new(spec, LocalBackend::new(work.join("run")), opts);
+    let opts = Options::new(&work).on_event(|e| match e {
+        Event::Started(p) => eprintln!("==> {p}"),
+        Event::Done(p, d) => eprintln!("    {p} done in {d:.1?}"),
+        Event::Warning(w) => eprintln!("warning: {w}"),
+        other => eprintln!("{other}"),
+    });
+    // The local platform: supervised processes here; the Kubernetes binaries from
+    // FRANKENETES_BIN_DIR, PATH or the `frankenetes fetch` cache.
+    let platform = LocalPlatform::new(&work)
+        .bin_dir(std::env::var_os("FRANKENETES_BIN_DIR").map(PathBuf::from));
+    let cluster = Cluster::new(spec, platform, opts);
 
     let result = async {
         let report = cluster.up().await?;
@@ -74,8 +76,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     .await;
     // Always tear down, also when `up` failed half-way: every unit carries the cluster's tag.
-    let removed = cluster.down().await?;
-    println!("removed {} units: {}", removed.len(), removed.join(", "));
+    let removed = cluster.down(DownOptions::default()).await?;
+    println!(
+        "removed {} units: {}",
+        removed.found.len(),
+        removed.found.join(", ")
+    );
     result?;
     Ok(())
 }

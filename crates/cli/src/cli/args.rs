@@ -20,38 +20,38 @@ pub(crate) struct SpecArgs {
         value_name = "cluster.yaml",
         default_value = "cluster.yaml"
     )]
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// The cluster's working directory (PKI and bundles, etcd data, logs, snapshots).
     /// Default: .frankenetes/<cluster name> next to the spec.
     #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
 }
 
 /// [`SpecArgs`] plus what a running cluster needs.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ClusterArgs {
     #[command(flatten)]
-    pub spec: SpecArgs,
+    pub(crate) spec: SpecArgs,
     /// Where kube-apiserver, kube-controller-manager and kube-scheduler are (else PATH, then the
     /// `frankenetes fetch` cache).
     #[arg(long, value_name = "DIR", env = "FRANKENETES_BIN_DIR")]
-    pub bin_dir: Option<PathBuf>,
+    pub(crate) bin_dir: Option<PathBuf>,
     /// How long to wait when another command holds the cluster directory (default: not at
     /// all), e.g. 5m.
     #[arg(long, value_name = "DURATION")]
-    pub lock_timeout: Option<GoDuration>,
+    pub(crate) lock_timeout: Option<GoDuration>,
 }
 
 /// A loaded spec and its directories.
 pub(crate) struct Loaded {
-    pub spec: ClusterSpec,
+    pub(crate) spec: ClusterSpec,
     /// The cluster directory (absolute: processes outlive the command).
     pub dir: PathBuf,
 }
 
 impl Loaded {
     /// `<dir>/bundle`: the PKI and node bundles.
-    pub fn bundle(&self) -> PathBuf {
+    pub(crate) fn bundle(&self) -> PathBuf {
         self.dir.join("bundle")
     }
 }
@@ -67,7 +67,7 @@ pub(crate) fn load_spec(file: &Path) -> Result<ClusterSpec, CliError> {
 
 impl SpecArgs {
     /// The spec and its cluster directory.
-    pub fn load(&self) -> Result<Loaded, CliError> {
+    pub(crate) fn load(&self) -> Result<Loaded, CliError> {
         let spec = load_spec(&self.file)?;
         let dir = self.dir.clone().unwrap_or_else(|| {
             self.file

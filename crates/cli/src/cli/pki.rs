@@ -171,7 +171,7 @@ pub(crate) fn sync(
             std::thread::available_parallelism().map_or(1, usize::from)
         );
     }
-    let (pki, report) = pki::sync(&plan, out, opts.clone())
+    let (pki, report) = pki::sync(&plan, out, *opts)
         .ctx(format!("cannot complete the PKI in {}", out.display()))?;
     for note in &report.notes {
         eprintln!("note: {note}");
