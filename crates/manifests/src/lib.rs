@@ -46,6 +46,7 @@ pub mod kubelet;
 pub mod security;
 mod staticpod;
 pub mod token;
+mod values;
 pub mod versions;
 
 use std::path::{Path, PathBuf};
@@ -584,6 +585,9 @@ pub fn render_opts(spec: &ClusterSpec, pki: &Pki, opts: &RenderOptions) -> Resul
             public,
         ));
         b.files.sort_by(|x, y| x.path.cmp(&y.path));
+        for u in &b.units {
+            u.check()?;
+        }
         nodes.push(b);
     }
     Ok(Rendered {
