@@ -161,9 +161,27 @@ impl Unit {
     }
 
     /// Checks that every line can be written: no control character (a newline would end the
-    /// line and start another setting) in a section name, key or value.
+    /// line and start another setting) in a section name, key or value — except the line
+    /// continuations [`exec_line`] writes (`\\` at the end of a line, then an indented line that
+    /// systemd does not take for a comment).
     pub fn check(&self) -> Result<(), Error> {
         let bad = |s: &str| s.chars().any(char::is_control);
+        let bad_value = |s: &str| {
+            let mut rest = s;
+            while let Some(i) = rest.find('\n') {
+                let (line, next) = (&rest[..i], &rest[i + 1..]);
+                let continued = next.trim_start_matches([' ', '\t']);
+                if !line.ends_with('\\')
+                    || line.chars().any(char::is_control)
+                    || continued.is_empty()
+                    || continued.starts_with(['#', ';'])
+                {
+                    return true;
+                }
+                rest = next;
+            }
+            rest.chars().any(char::is_control)
+        };
         if bad(&self.name) || self.name.contains('/') || self.name.is_empty() {
             return Err(Error::Invalid {
                 what: format!("unit name {:?}", self.name),
@@ -172,7 +190,7 @@ impl Unit {
         }
         for (section, lines) in &self.sections {
             for (k, v) in lines {
-                if bad(section) || bad(k) || bad(v) {
+                if bad(section) || bad(k) || bad_value(v) {
                     return Err(Error::Invalid {
                         what: format!("{}: [{section}] {k}", self.name),
                         reason: format!(
@@ -206,11 +224,13 @@ impl fmt::Display for Unit {
 /// "Quoting", with C escapes) gives it back unchanged, and with `%` and `$` doubled so that
 /// neither specifier nor environment expansion touches it. Plain arguments are left as they
 /// are; anything with white space, quotes, a backslash, a control character, or that is empty
-/// or a lone `;` is put in double quotes with `\\`, `\"` and C escapes.
+/// or starts with `;` or `#` is put in double quotes with `\\`, `\"` and C escapes.
 pub fn quote_arg(arg: &str) -> String {
     let escaped_specials = arg.replace('%', "%%").replace('$', "$$");
+    // `#` or `;` at the start of a continuation line ([`exec_line`]) makes systemd skip the
+    // line as a comment, and a lone `;` separates commands: quoted, they are arguments.
     let needs_quotes = arg.is_empty()
-        || arg == ";"
+        || arg.starts_with(['#', ';'])
         || arg
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '\\'));
@@ -273,6 +293,9 @@ mod tests {
         assert_eq!(quote_arg("say \"hi\" \\o/"), "\"say \\\"hi\\\" \\\\o/\"");
         assert_eq!(quote_arg(""), "\"\"");
         assert_eq!(quote_arg(";"), "\";\"");
+        assert_eq!(quote_arg("#x"), "\"#x\"");
+        assert_eq!(quote_arg(";x"), "\";x\"");
+        assert_eq!(quote_arg("a#;"), "a#;");
     }
 
     #[test]
@@ -298,6 +321,27 @@ mod tests {
             Some(("docker.service".into(), "/dev/null".into()))
         );
         assert_eq!(Unit::new("b.service", false).link(), None);
+    }
+
+    #[test]
+    fn exec_lines_continuations_pass_the_check_and_other_newlines_do_not() {
+        let argv: Vec<String> = ["/bin/x", "#a", ";b", "c d", "e\nf"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let u = Unit::service("x.service", "x", &argv, true, &[]);
+        assert!(u.get("Service", "ExecStart").unwrap().contains(" \\\n    "));
+        u.check().unwrap();
+        for v in [
+            "a \\\n    #comment",
+            "a \\\n;x",
+            "a \\\n",
+            "a\nb",
+            "a \\\r\nb",
+        ] {
+            let u = Unit::new("a.service", true).set("Service", "ExecStart", v);
+            assert!(u.check().is_err(), "{v:?}");
+        }
     }
 
     #[test]

@@ -162,26 +162,37 @@ impl Flags {
         self.0.iter().map(|(k, v)| format!("--{k}={v}")).collect()
     }
 
-    /// Checks every flag against the component's inventory; `field` names the config section
-    /// that can add flags, for the error message.
+    /// Checks every flag against the component's inventory, and every value for its flag
+    /// ([`crate::values`]: one token on one line that carries no other flag); `field` names
+    /// the config section that can add flags, for the error message.
     pub fn check(
         &self,
         inv: &Inventory,
         field: &str,
         extra: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
-        for k in self.0.keys() {
+        for (k, v) in &self.0 {
+            let from_user = extra.contains_key(k);
+            let from = if from_user {
+                format!("{field}.{k}")
+            } else {
+                "rendered flags".to_owned()
+            };
             if !inv.has(k) {
-                let from = if extra.contains_key(k) {
-                    format!("{field}.{k}")
-                } else {
-                    "rendered flags".to_owned()
-                };
                 return Err(Error::UnknownFlag {
                     flag: k.clone(),
                     inventory: inv.key.clone(),
                     field: from,
                 });
+            }
+            let rendered_path = !from_user && v.starts_with('/');
+            if let Some(message) = crate::values::problem(inv, v, rendered_path) {
+                let field = if from_user {
+                    from
+                } else {
+                    format!("rendered flag --{k} (from the spec)")
+                };
+                return Err(Error::Invalid { field, message });
             }
         }
         Ok(())

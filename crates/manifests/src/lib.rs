@@ -46,13 +46,14 @@ pub mod kubelet;
 pub mod security;
 mod staticpod;
 pub mod token;
+mod values;
 pub mod versions;
 
 use std::path::{Path, PathBuf};
 
 use frankenetes_bundle::fs::SECRET_MODE;
 use frankenetes_pki::{CaId, Pki};
-use frankenetes_spec::{ClusterSpec, EtcdVersion, NodeSpec, Role};
+use frankenetes_spec::{ClusterSpec, EtcdVersion, Image, NodeSpec, Role};
 use k8s_openapi::api::core::v1::Pod;
 
 pub use addons::{AddonOptions, Cni};
@@ -60,7 +61,7 @@ pub use flags::{Flags, Layout};
 pub use frankenetes_bundle::systemd::Unit;
 pub use frankenetes_bundle::{NodeBundle, NodeFile, WriteReport};
 pub use kubeconfig::Kubeconfig;
-pub use versions::{Binary, Inventory, RELEASES, Release};
+pub use versions::{Binary, Inventory};
 
 /// Errors of rendering. Each names the field or file it is about.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +116,38 @@ pub enum Error {
         /// Why.
         message: String,
     },
+}
+
+impl From<frankenetes_spec::Error> for Error {
+    /// The spec's answer about a version or an image (the one release table and image rule
+    /// live there), as this crate's error naming the same field.
+    fn from(e: frankenetes_spec::Error) -> Self {
+        match e {
+            frankenetes_spec::Error::UnsupportedVersion { version, supported } => {
+                Error::UnsupportedVersion {
+                    version: version.to_string(),
+                    supported,
+                }
+            }
+            other => {
+                let problems = other.problems();
+                Error::Invalid {
+                    field: problems
+                        .first()
+                        .map_or_else(|| "spec".to_owned(), |p| p.path.clone()),
+                    message: if problems.is_empty() {
+                        other.to_string()
+                    } else {
+                        problems
+                            .iter()
+                            .map(|p| p.message.clone())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    },
+                }
+            }
+        }
+    }
 }
 
 impl Error {
@@ -188,24 +221,22 @@ pub struct ControlPlane {
     pub pods: Vec<Pod>,
 }
 
-/// The etcd release and image a spec renders for.
+/// The etcd release and image a spec renders for ([`ClusterSpec::etcd_release`]).
 pub fn etcd_release(spec: &ClusterSpec) -> Result<(EtcdVersion, String), Error> {
     etcd_release_in(spec, &Layout::for_spec(spec))
 }
 
-/// [`etcd_release`] for a layout that may name the etcd release that will run.
+/// [`etcd_release`] for a layout that may name the etcd release that will run
+/// ([`Layout::with_etcd_version`]): that release's flags, with the spec's image.
 pub fn etcd_release_in(
     spec: &ClusterSpec,
     layout: &Layout,
 ) -> Result<(EtcdVersion, String), Error> {
-    let rel = versions::release(&spec.kubernetes_version)?;
-    let tag = spec
-        .etcd
-        .image_tag
-        .clone()
-        .unwrap_or_else(|| rel.etcd_tag.to_owned());
-    let version = versions::etcd_version(layout.etcd_version().or(spec.etcd.version), &tag)?;
-    Ok((version, staticpod::etcd_image(spec, &tag)))
+    let etcd = spec.etcd_release()?;
+    Ok((
+        layout.etcd_version().unwrap_or(etcd.version),
+        etcd.image.to_string(),
+    ))
 }
 
 /// The flags and static pods of one control-plane node in `layout`, every flag checked against
@@ -215,9 +246,8 @@ pub fn control_plane(
     node: &NodeSpec,
     layout: &Layout,
 ) -> Result<ControlPlane, Error> {
-    let rel = versions::release(&spec.kubernetes_version)?;
+    let rel = spec.release()?;
     let (etcd_version, etcd_image) = etcd_release_in(spec, layout)?;
-    let tag = spec.kubernetes_version.to_string();
     let etcd = flags::etcd(spec, node, etcd_version, layout);
     let apiserver = flags::kube_apiserver(spec, node, layout);
     let controller_manager = flags::kube_controller_manager(spec, node, layout);
@@ -250,9 +280,14 @@ pub fn control_plane(
             etcd_image,
             staticpod::livez(etcd_version),
         ),
-        staticpod::kube_apiserver(spec, node, &apiserver, &tag),
-        staticpod::kube_controller_manager(spec, node, &controller_manager, &tag),
-        staticpod::kube_scheduler(spec, node, &scheduler, &tag),
+        staticpod::kube_apiserver(spec, node, &apiserver, spec.image(Image::ApiServer)?.into()),
+        staticpod::kube_controller_manager(
+            spec,
+            node,
+            &controller_manager,
+            spec.image(Image::ControllerManager)?.into(),
+        ),
+        staticpod::kube_scheduler(spec, node, &scheduler, spec.image(Image::Scheduler)?.into()),
     ];
     Ok(ControlPlane {
         etcd,
@@ -271,7 +306,7 @@ pub fn check(spec: &ClusterSpec) -> Result<(), Error> {
     for node in &spec.control_plane {
         control_plane(spec, node, &layout)?;
     }
-    let rel = versions::release(&spec.kubernetes_version)?;
+    let rel = spec.release()?;
     let inventory = Inventory::kubernetes(Binary::Kubelet, rel.minor)?;
     for (node, _) in spec.nodes() {
         flags::kubelet(node, &layout).check(&inventory, "kubelet flags", &Default::default())?;
@@ -342,7 +377,7 @@ pub fn render_opts(spec: &ClusterSpec, pki: &Pki, opts: &RenderOptions) -> Resul
     let addon_opts = &opts.addons;
     let layout = Layout::for_spec(spec).with_etcd_version(opts.etcd_version);
     let (etcd_version, _) = etcd_release_in(spec, &layout)?;
-    let rel = versions::release(&spec.kubernetes_version)?;
+    let rel = spec.release()?;
     let ca = pki
         .ca(CaId::Kubernetes)
         .ok_or_else(|| Error::MissingPki("Kubernetes CA".into()))?
@@ -550,6 +585,9 @@ pub fn render_opts(spec: &ClusterSpec, pki: &Pki, opts: &RenderOptions) -> Resul
             public,
         ));
         b.files.sort_by(|x, y| x.path.cmp(&y.path));
+        for u in &b.units {
+            u.check()?;
+        }
         nodes.push(b);
     }
     Ok(Rendered {

@@ -198,15 +198,6 @@ fn pod(p: PodParts<'_>) -> Pod {
     }
 }
 
-/// `registry/name:tag`.
-fn image(repo: &str, name: &str, tag: &str) -> String {
-    format!(
-        "{}/{name}:{}",
-        repo.trim_end_matches('/'),
-        tag.replace('+', "_")
-    )
-}
-
 /// The CA directories kubeadm mounts into the apiserver and controller-manager. kubeadm adds
 /// the optional ones only when they exist on the host running it; a renderer for other
 /// machines cannot look, so it mounts what Fedora CoreOS (the target of the Ignition configs)
@@ -277,7 +268,12 @@ pub(crate) fn etcd(
 }
 
 /// `kube-apiserver.yaml`.
-pub(crate) fn kube_apiserver(spec: &ClusterSpec, node: &NodeSpec, flags: &Flags, tag: &str) -> Pod {
+pub(crate) fn kube_apiserver(
+    spec: &ClusterSpec,
+    node: &NodeSpec,
+    flags: &Flags,
+    image: String,
+) -> Pod {
     let mut mounts = ca_mounts();
     mounts.push(mount(
         "k8s-certs",
@@ -303,7 +299,7 @@ pub(crate) fn kube_apiserver(spec: &ClusterSpec, node: &NodeSpec, flags: &Flags,
     let host = Some(node.ip);
     pod(PodParts {
         name: "kube-apiserver",
-        image: image(&spec.image_repository, "kube-apiserver", tag),
+        image,
         flags,
         annotations: BTreeMap::from([(
             "kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint".into(),
@@ -326,7 +322,7 @@ pub(crate) fn kube_controller_manager(
     spec: &ClusterSpec,
     node: &NodeSpec,
     flags: &Flags,
-    tag: &str,
+    image: String,
 ) -> Pod {
     let mut mounts = ca_mounts();
     mounts.push(mount(
@@ -350,7 +346,7 @@ pub(crate) fn kube_controller_manager(
     let host = Some(local_address(node));
     pod(PodParts {
         name: "kube-controller-manager",
-        image: image(&spec.image_repository, "kube-controller-manager", tag),
+        image,
         flags,
         annotations: BTreeMap::new(),
         cpu: "200m",
@@ -366,11 +362,16 @@ pub(crate) fn kube_controller_manager(
 }
 
 /// `kube-scheduler.yaml`.
-pub(crate) fn kube_scheduler(spec: &ClusterSpec, node: &NodeSpec, flags: &Flags, tag: &str) -> Pod {
+pub(crate) fn kube_scheduler(
+    spec: &ClusterSpec,
+    node: &NodeSpec,
+    flags: &Flags,
+    image: String,
+) -> Pod {
     let host = Some(local_address(node));
     pod(PodParts {
         name: "kube-scheduler",
-        image: image(&spec.image_repository, "kube-scheduler", tag),
+        image,
         flags,
         annotations: BTreeMap::new(),
         cpu: "100m",
@@ -388,18 +389,6 @@ pub(crate) fn kube_scheduler(spec: &ClusterSpec, node: &NodeSpec, flags: &Flags,
         extra: extra_mounts(&spec.scheduler.extra_volumes),
         sort_mounts: true,
     })
-}
-
-/// The etcd image for a spec: `spec.etcd.imageRepository`/`imageTag` or kubeadm's pin.
-pub(crate) fn etcd_image(spec: &ClusterSpec, tag: &str) -> String {
-    image(
-        spec.etcd
-            .image_repository
-            .as_deref()
-            .unwrap_or(&spec.image_repository),
-        "etcd",
-        tag,
-    )
 }
 
 /// Whether etcd's probes use `/livez`+`/readyz` or the older `/health`.

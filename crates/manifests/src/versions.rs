@@ -1,65 +1,12 @@
-//! What depends on the Kubernetes and etcd versions: supported minors, image tags, and the flag
-//! inventory of each component.
+//! The flag inventory of each component, per version. The supported Kubernetes minors and the
+//! images kubeadm pins for them are the spec's ([`frankenetes_spec::RELEASES`],
+//! [`frankenetes_spec::ClusterSpec::release`]).
 
 use std::collections::BTreeSet;
 
-use frankenetes_spec::{EtcdVersion, KubernetesVersion};
+use frankenetes_spec::EtcdVersion;
 
 use crate::Error;
-
-/// One supported Kubernetes minor and the images kubeadm pins for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Release {
-    /// The minor (35 for v1.35).
-    pub minor: u32,
-    /// kubeadm's etcd image tag.
-    pub etcd_tag: &'static str,
-    /// kubeadm's CoreDNS image tag.
-    pub coredns_tag: &'static str,
-    /// The pause (sandbox) image tag.
-    pub pause_tag: &'static str,
-}
-
-/// The supported minors, newest last. Tags are kubeadm's (`kubeadm config images list`) for
-/// 1.35 and 1.36; 1.37's etcd pin follows the 1.37 master branch (3.6.9-0) — the 1.37.0-alpha
-/// briefly used 3.7.0-rc.0; override with `spec.etcd.imageTag` if your kubeadm differs.
-pub const RELEASES: &[Release] = &[
-    Release {
-        minor: 35,
-        etcd_tag: "3.6.6-0",
-        coredns_tag: "v1.13.1",
-        pause_tag: "3.10.1",
-    },
-    Release {
-        minor: 36,
-        etcd_tag: "3.6.8-0",
-        coredns_tag: "v1.14.2",
-        pause_tag: "3.10.2",
-    },
-    Release {
-        minor: 37,
-        etcd_tag: "3.6.9-0",
-        coredns_tag: "v1.14.2",
-        pause_tag: "3.10.2",
-    },
-];
-
-/// The release entry for a Kubernetes version, or an error naming the supported ones.
-pub fn release(v: &KubernetesVersion) -> Result<Release, Error> {
-    RELEASES
-        .iter()
-        .copied()
-        .find(|r| v.major == 1 && r.minor == v.minor)
-        .ok_or_else(|| Error::UnsupportedVersion {
-            version: v.to_string(),
-            supported: RELEASES
-                .iter()
-                .map(|r| format!("v1.{}", r.minor))
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
-}
 
 /// A component whose flags are inventoried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -155,20 +102,6 @@ impl Inventory {
     }
 }
 
-/// The etcd release the flags are rendered for: `spec.etcd.version`, else the version of the
-/// image tag in use.
-pub fn etcd_version(explicit: Option<EtcdVersion>, image_tag: &str) -> Result<EtcdVersion, Error> {
-    if let Some(v) = explicit {
-        return Ok(v);
-    }
-    image_tag.parse().map_err(|_| Error::Invalid {
-        field: "spec.etcd.imageTag".into(),
-        message: format!(
-            "{image_tag:?} does not start with an etcd version; set spec.etcd.version too"
-        ),
-    })
-}
-
 /// Whether etcd serves `/livez` and `/readyz` on its metrics port (3.5.11 and later).
 pub fn etcd_has_livez(v: EtcdVersion) -> bool {
     v >= EtcdVersion::new(3, 5, 11)
@@ -180,7 +113,7 @@ mod tests {
 
     #[test]
     fn every_inventory_loads() {
-        for r in RELEASES {
+        for r in frankenetes_spec::RELEASES {
             for b in [
                 Binary::ApiServer,
                 Binary::ControllerManager,
@@ -198,6 +131,5 @@ mod tests {
                     .has("listen-client-urls")
             );
         }
-        assert!(release(&"v1.34.0".parse().unwrap()).is_err());
     }
 }

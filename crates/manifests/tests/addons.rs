@@ -12,9 +12,9 @@ use std::process::Command;
 
 use frankenetes_manifests::addons::{self, AddonOptions, Object};
 use frankenetes_manifests::token::{self, BootstrapToken};
-use frankenetes_manifests::{RELEASES, versions};
 use frankenetes_pki::CaId;
 use frankenetes_spec::ClusterSpec;
+use frankenetes_spec::RELEASES;
 
 fn kubernetes_validate() -> PathBuf {
     std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
@@ -183,7 +183,7 @@ fn the_kube_dns_service_and_the_kubelets_cluster_dns_agree() {
     assert_eq!(svc.body["spec"]["clusterIP"], kubelet["clusterDNS"][0]);
     assert_eq!(svc.body["spec"]["clusterIP"], "10.96.0.10");
     // Images follow the version.
-    let rel = versions::release(&spec.kubernetes_version).unwrap();
+    let rel = spec.release().unwrap();
     let text = serde_json::to_string(&objects.iter().map(|o| &o.body).collect::<Vec<_>>()).unwrap();
     assert!(text.contains(&format!(
         "registry.k8s.io/coredns/coredns:{}",

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{files, require_tool, run};
-use frankenetes_manifests::RELEASES;
+use frankenetes_spec::RELEASES;
 use k8s_openapi::api::core::v1::Pod;
 
 #[test]

@@ -278,6 +278,17 @@ fn extra_args(f: &Flags, kubeadm: &[&str]) -> Vec<Arg> {
         .collect()
 }
 
+/// The etcd image tag for `kubeadm-config`: the user's, or the one rendered when it is not the
+/// tag kubeadm pins for the minor (`spec.etcd.version` set to another release), so that
+/// `kubeadm upgrade` sees the etcd that runs.
+fn etcd_image_tag(spec: &ClusterSpec) -> Result<Option<String>, Error> {
+    if spec.etcd.image_tag.is_some() {
+        return Ok(spec.etcd.image_tag.clone());
+    }
+    let tag = spec.etcd_release()?.image.tag;
+    Ok((tag != spec.release()?.etcd_tag).then_some(tag))
+}
+
 /// The `ClusterConfiguration` of what frankenetes renders: kubeadm's own flags are left to
 /// kubeadm; every other rendered flag (the hardening, `extraArgs`) is an `extraArgs` entry and
 /// every extra host path an `extraVolumes` entry, so `kubeadm upgrade` re-renders the same
@@ -340,7 +351,7 @@ pub fn cluster_configuration(spec: &ClusterSpec) -> Result<ClusterConfiguration,
             local: LocalEtcd {
                 data_dir: spec.etcd.data_dir.display().to_string(),
                 image_repository: spec.etcd.image_repository.clone(),
-                image_tag: spec.etcd.image_tag.clone(),
+                image_tag: etcd_image_tag(spec)?,
                 extra_args: spec
                     .etcd
                     .extra_args

@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{Credential, Object, image, meta, rbac};
+use super::{Credential, Object, meta, rbac};
 use crate::Error;
 
 const FILE: &str = "coredns.yaml";
@@ -45,7 +45,7 @@ fn http_probe(path: &str, port: i32) -> HTTPGetAction {
 }
 
 pub(super) fn objects(spec: &ClusterSpec) -> Result<Vec<Object>, Error> {
-    let rel = crate::versions::release(&spec.kubernetes_version)?;
+    let image = spec.image(frankenetes_spec::Image::CoreDns)?.to_string();
     let sa = ServiceAccount {
         metadata: meta("coredns", Some(NS), &[]),
         ..Default::default()
@@ -105,7 +105,7 @@ pub(super) fn objects(spec: &ClusterSpec) -> Result<Vec<Object>, Error> {
     };
     let container = Container {
         name: "coredns".into(),
-        image: Some(image(spec, "coredns", rel.coredns_tag)),
+        image: Some(image),
         image_pull_policy: Some("IfNotPresent".into()),
         args: Some(vec!["-conf".into(), "/etc/coredns/Corefile".into()]),
         ports: Some(vec![

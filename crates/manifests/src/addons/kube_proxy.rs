@@ -14,7 +14,7 @@ use k8s_openapi::api::rbac::v1::Subject;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::config::{ServiceAccountKubeconfig, kube_proxy_configuration};
-use super::{Credential, Object, image, meta, rbac};
+use super::{Credential, Object, meta, rbac};
 use crate::Error;
 use crate::token::DEFAULT_NODE_TOKEN_GROUP;
 
@@ -26,6 +26,7 @@ fn labels() -> BTreeMap<String, String> {
 }
 
 pub(super) fn objects(spec: &ClusterSpec) -> Result<Vec<Object>, Error> {
+    let image = spec.image(frankenetes_spec::Image::Proxy)?.to_string();
     let sa = ServiceAccount {
         metadata: meta("kube-proxy", Some(NS), &[]),
         ..Default::default()
@@ -88,11 +89,7 @@ pub(super) fn objects(spec: &ClusterSpec) -> Result<Vec<Object>, Error> {
             spec: Some(PodSpec {
                 containers: vec![Container {
                     name: "kube-proxy".into(),
-                    image: Some(image(
-                        spec,
-                        "kube-proxy",
-                        &spec.kubernetes_version.to_string(),
-                    )),
+                    image: Some(image),
                     image_pull_policy: Some("IfNotPresent".into()),
                     command: Some(vec![
                         "/usr/local/bin/kube-proxy".into(),

@@ -242,7 +242,7 @@ pub fn objects(spec: &ClusterSpec, pki: &Pki, opts: &AddonOptions) -> Result<Vec
     if !opts.enabled {
         return Ok(Vec::new());
     }
-    crate::versions::release(&spec.kubernetes_version)?;
+    spec.release()?;
     let ca = pki
         .ca(CaId::Kubernetes)
         .ok_or_else(|| Error::MissingPki("Kubernetes CA".into()))?
@@ -335,17 +335,6 @@ fn meta(
                 .collect()
         }),
         ..Default::default()
-    }
-}
-
-/// An image of `spec.imageRepository` (CoreDNS lives under `coredns/` on registry.k8s.io only,
-/// as kubeadm does it).
-fn image(spec: &ClusterSpec, name: &str, tag: &str) -> String {
-    let repo = spec.image_repository.trim_end_matches('/');
-    if name == "coredns" && repo == "registry.k8s.io" {
-        format!("{repo}/coredns/coredns:{tag}")
-    } else {
-        format!("{repo}/{name}:{tag}")
     }
 }
 

@@ -107,3 +107,5 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
+
+pub mod systemd;
