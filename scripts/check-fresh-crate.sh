@@ -14,12 +14,19 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/fra
 work="$(mktemp -d "${TMPDIR:-/tmp}/frankenetes-fresh-crate.XXXXXX")"
 trap 'rm -rf -- "$work"' EXIT
 
-# The packaged sources of frankenetes-spec and frankenetes-pki (what crates.io would serve).
-(cd "$repo" && cargo package --locked --no-verify --allow-dirty \
-    -p frankenetes-spec -p frankenetes-pki >/dev/null 2>&1) ||
-    { echo "check-fresh-crate: cargo package -p frankenetes-spec -p frankenetes-pki failed" >&2; exit 1; }
+# The packaged sources of frankenetes-pki and the workspace crates it depends on (what
+# crates.io would serve). cargo's own error is shown when packaging fails.
+pkgs=(spec bundle pki)
+pkg_args=()
+for c in "${pkgs[@]}"; do pkg_args+=(-p "frankenetes-$c"); done
+if ! out=$(cd "$repo" && cargo package --locked --no-verify --allow-dirty \
+    "${pkg_args[@]}" 2>&1); then
+    printf '%s\n' "$out" >&2
+    echo "check-fresh-crate: cargo package -p frankenetes-{spec,bundle,pki} failed" >&2
+    exit 1
+fi
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$repo/Cargo.toml")
-for c in spec pki; do
+for c in "${pkgs[@]}"; do
     tar -xzf "$CARGO_TARGET_DIR/package/frankenetes-$c-$version.crate" -C "$work"
 done
 cd "$work"
@@ -31,6 +38,7 @@ cat >>Cargo.toml <<EOF
 
 [patch.crates-io]
 frankenetes-spec = { path = "../frankenetes-spec-$version" }
+frankenetes-bundle = { path = "../frankenetes-bundle-$version" }
 EOF
 cargo add --quiet --path "../frankenetes-pki-$version" frankenetes-pki
 
@@ -62,6 +70,9 @@ print('    println!("the first doc example of frankenetes-pki ran");')
 print("    Ok(())\n}")
 PY
 
+# The workspace's lock file pins the same dependency versions CI already fetched and tested
+# (cargo drops what the fresh crate does not use), so the check runs offline and reproducibly.
+cp "$repo/Cargo.lock" Cargo.lock
 cargo run --quiet --offline
 if cargo tree --offline -e normal | grep -E '^[^a-z]*(tokio|hyper|reqwest|tonic|async-std|smol) '; then
     echo "check-fresh-crate: frankenetes-pki pulled an async runtime or HTTP client into a fresh crate" >&2
