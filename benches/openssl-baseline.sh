@@ -132,8 +132,8 @@ describe_fs() { # <dir>
 
 # --- the CLI, in release -------------------------------------------------------------------
 if ((build)); then
-    echo "building: cargo build --release -p frankenetes" >&2
-    (cd "$repo" && cargo build --release --quiet -p frankenetes)
+    echo "building: cargo build --release -p frankenetes-cli" >&2
+    (cd "$repo" && cargo build --release --quiet -p frankenetes-cli)
 fi
 if [[ -n "${CARGO_TARGET_DIR:-}" ]]; then
     target_dir="$CARGO_TARGET_DIR"

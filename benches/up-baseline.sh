@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=5
 if [ "${1:-}" = "--reps" ]; then reps="$2"; fi
-cargo build --release --locked -q -p frankenetes
+cargo build --release --locked -q -p frankenetes-cli
 bin="${CARGO_TARGET_DIR:-target}/release/frankenetes"
 work=$(mktemp -d)
 trap '"$bin" down -f "$work/cluster.yaml" --dir "$work/c" >/dev/null 2>&1 || true; pkill -f "$work/" 2>/dev/null || true; rm -rf "$work"' EXIT

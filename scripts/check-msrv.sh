@@ -37,7 +37,7 @@ if ! rustup toolchain list 2>/dev/null | grep -q "^$msrv"; then
 fi
 if rustup toolchain list 2>/dev/null | grep -q "^$msrv"; then
   # The published crates with every feature the CLI has (the cloud backends included).
-  cargo "+$msrv" check --workspace --locked --features frankenetes/aws,frankenetes/azure \
+  cargo "+$msrv" check --workspace --locked --features frankenetes-cli/aws,frankenetes-cli/azure \
     --exclude frankenetes-benches --exclude frankenetes-examples
   echo "check-msrv: built with Rust $msrv"
 else

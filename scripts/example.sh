@@ -11,7 +11,7 @@ command -v cargo >/dev/null 2>&1 || {
 }
 # Only what the main job needs (a C compiler, protoc and the well-known types, etcd): no PyPI tools.
 ./scripts/install-deps.sh --main
-cargo build --release --locked -q -p frankenetes
+cargo build --release --locked -q -p frankenetes-cli
 bin="${CARGO_TARGET_DIR:-target}/release/frankenetes"
 "$bin" up -f cluster.yaml "$@"
 "$bin" status -f cluster.yaml

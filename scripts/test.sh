@@ -11,6 +11,6 @@ command -v cargo >/dev/null 2>&1 || {
 # The PyPI tools (moto_server, checkov, kubernetes-validate) install-deps put in their venvs.
 export PATH="${FRANKENETES_PY:-${XDG_CACHE_HOME:-$HOME/.cache}/frankenetes/py}/bin:$PATH"
 export INSTA_UPDATE=no
-# The CLI's cloud backends (features of the frankenetes crate, off by default) are on, so the
+# The CLI's cloud backends (features of frankenetes-cli, off by default) are on, so the
 # CLI's tests against moto run too; the other crates see the same dependency features either way.
-cargo test --workspace --features frankenetes/aws,frankenetes/azure --locked "$@"
+cargo test --workspace --features frankenetes-cli/aws,frankenetes-cli/azure --locked "$@"

@@ -437,6 +437,19 @@ impl<P: Platform> Cluster<P> {
 
     /// Checks the spec against the platform ([`Platform::validate`]) and renders nothing.
     pub fn validate(&self) -> Result<(), Error> {
+        // A setting that would do nothing is refused rather than silently ignored: a user who
+        // asked for scheduled backups must not believe they have them.
+        if self.spec.etcd.backup.is_some() {
+            return Err(Error::Backend {
+                phase: Phase::Preflight,
+                source: frankenetes_compute::BackendError::new(
+                    frankenetes_compute::BackendErrorKind::Unsupported,
+                    "spec.etcd.backup: scheduled backups are not implemented yet; remove the \
+                     field and take snapshots with `frankenetes snapshot FILE` (from cron or a \
+                     systemd timer) until they are",
+                ),
+            });
+        }
         self.platform
             .validate(&self.skeleton())
             .map_err(backend(Phase::Preflight))
@@ -497,6 +510,13 @@ impl<P: Platform> Cluster<P> {
                     .map_err(backend(Phase::Complete))
             })
             .await?;
+        // A gateway whose public address the spec leaves open learns it from the platform
+        // (an EC2 Elastic IP): the peer configs in the bundle get their Endpoint line.
+        if let (Some(gw), Some(ep)) = (&self.spec.gateway, &report.outputs.vpn_endpoint) {
+            if gw.tunnel.endpoint.is_none() {
+                frankenetes_netgw::set_endpoint(self.bundle().root(), gw, Some(ep))?;
+            }
+        }
         Ok(report)
     }
 

@@ -135,9 +135,10 @@ pub async fn snapshot(endpoint: &str, auth: &EtcdAuth, file: &Path) -> Result<St
         .map_err(|e| Error::Etcd(format!("snapshot: {e}")))?;
     let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
     if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+        // Missing directories 0755 whatever the umask; an existing one is left as it is.
+        frankenetes_bundle::fs::create_dir_for(parent).map_err(|e| Error::Io {
             path: parent.to_owned(),
-            source,
+            source: std::io::Error::other(e),
         })?;
     }
     // The whole database: readable by its owner only, from the first byte.

@@ -92,7 +92,7 @@ pub(crate) fn prepare(inp: &Inputs<'_>, platform: &dyn Platform) -> Result<Prepa
             frankenetes_netgw::render(
                 inp.out.root(),
                 gw,
-                &frankenetes_netgw::GatewayOptions::default(),
+                &frankenetes_netgw::GatewayOptions::for_cluster(spec),
             )?
             .bundle,
         ),
@@ -102,7 +102,7 @@ pub(crate) fn prepare(inp: &Inputs<'_>, platform: &dyn Platform) -> Result<Prepa
             Some(frankenetes_netgw::gateway_bundle(
                 gw,
                 &state,
-                &frankenetes_netgw::GatewayOptions::default(),
+                &frankenetes_netgw::GatewayOptions::for_cluster(spec),
             )?)
         }
         None => None,

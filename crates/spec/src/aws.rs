@@ -478,7 +478,8 @@ spec:
             (
                 "ami: ami-0123456789abcdef0",
                 "ami: ami-0123456789abcdef0, keyName: \"laptop\\tkey\"",
-                "spec.backend.aws.keyName: \"laptop\\tkey\" is not an EC2 key pair name: AWS allows printable ASCII",
+                // The spec-wide control-character check names it first.
+                "spec.backend.aws.keyName: holds a control character ('\\t', U+0009)",
             ),
             (
                 "ami: ami-0123456789abcdef0",

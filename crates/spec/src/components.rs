@@ -158,7 +158,8 @@ pub struct EtcdSpec {
     #[serde(default)]
     pub extra_args: BTreeMap<String, String>,
     /// `backup`: scheduled snapshots. Absent: no scheduled backups (`snapshot` and `pause`
-    /// still take them on demand).
+    /// still take them on demand). The schema is settled; no deployment carries it out yet, so
+    /// `frankenetes_bootstrap::Cluster` refuses a spec that sets it rather than ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<EtcdBackup>,
 }
@@ -171,7 +172,8 @@ pub struct EtcdSpec {
 ///   backup: { interval: 15m, keep: 4 }    # `backup: {}` is the same
 /// ```
 ///
-/// Where they go depends on the backend: the local backend writes them under the cluster
+/// Not carried out yet: `up` refuses a spec with this section (a backup that silently never
+/// happens is worse than none). Where they will go depends on the backend: the local backend writes them under the cluster
 /// directory (`backups/`), machines (AWS, bare machines from `render`) on each control plane
 /// under `/var/lib/etcd-backups` (AWS also copies them to the cluster's bucket), Azure to the
 /// snapshot share (`spec.backend.azure.shareName`), where this section replaces

@@ -345,7 +345,9 @@ pub async fn fetch(
     };
     http::check_base_url(&options.base_url)?;
     let dir = options.cache.dir(version, arch);
-    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    // 0755 whatever the umask: binaries others could replace would run as the operator.
+    frankenetes_bundle::fs::create_dir_for(&dir)
+        .map_err(|e| io_err(&dir)(std::io::Error::other(e)))?;
     let _lock = lock_dir(&dir).await?;
     remove_stale_temps(&dir)?;
 

@@ -326,7 +326,13 @@ impl ComputeBackend for LocalBackend {
             self.kill(&mut r)?;
         }
         let dir = self.unit_dir(&spec.name);
-        std::fs::create_dir_all(&dir).map_err(|e| io("cannot create", &dir, &e))?;
+        // Its logs and record are the operator's alone, whatever the umask.
+        frankenetes_bundle::fs::ensure_private_dir(&dir).map_err(|e| {
+            err(
+                BackendErrorKind::Other,
+                format!("cannot create {}: {e}", dir.display()),
+            )
+        })?;
         let mut r = Record {
             name: spec.name.clone(),
             cluster: spec.tag.cluster.clone(),

@@ -1,6 +1,8 @@
 //! Docs are tests: every `frankenetes …` command shown in README.md and docs/*.md — in code
-//! blocks and in inline code — is parsed by this CLI. (The local ones are also run end to end:
-//! tests/docs_commands.rs.)
+//! blocks and in inline code — is parsed by this CLI. The README's local life cycle (up,
+//! status, snapshot, pause, resume, restore, down, kubeconfig, completion, pki, render) also
+//! runs end to end in tests/lifecycle.rs and tests/cli.rs; the cloud ones against moto
+//! (tests/aws_cli.rs) and the ARM replay (cloud-azure's tests).
 
 use clap::{CommandFactory, Parser};
 
@@ -71,9 +73,10 @@ pub(crate) fn commands(markdown: &str) -> Vec<(usize, Vec<String>)> {
             let w = words(&c);
             let start = if let Some(p) = w.iter().position(|x| x == "--")
                 && w.first().is_some_and(|x| x == "cargo")
-                && w.iter().any(|x| x == "frankenetes")
+                && w.iter()
+                    .any(|x| x == "frankenetes-cli" || x == "frankenetes")
             {
-                // `cargo run --release -p frankenetes -- up …`
+                // `cargo run --release -p frankenetes-cli -- up …`
                 p + 1
             } else if let Some(p) = w
                 .iter()
@@ -157,9 +160,37 @@ fn every_documented_command_parses() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The command is in the package `frankenetes-cli`; `frankenetes` is the library facade, which
+/// has no binary: a doc that runs or installs it shows a command that fails.
+#[test]
+fn no_doc_runs_the_library_package() {
+    let mut failures = Vec::new();
+    for (name, text) in documents() {
+        for (i, line) in text.lines().enumerate() {
+            let w = words(line);
+            let runs_lib = w.windows(2).any(|p| p[0] == "-p" && p[1] == "frankenetes")
+                && w.first().is_some_and(|x| x == "cargo");
+            let installs_lib = w
+                .windows(2)
+                .any(|p| p[0] == "--path" && p[1] == "crates/frankenetes");
+            if runs_lib
+                || installs_lib
+                || line.contains("`cargo install --path crates/frankenetes ")
+            {
+                failures.push(format!("{name}:{}: {line}", i + 1));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "use -p frankenetes-cli / --path crates/cli:\n{}",
+        failures.join("\n")
+    );
+}
+
 #[test]
 fn extraction_finds_the_shapes_the_docs_use() {
-    let md = "```sh\ncargo run --release -p frankenetes -- up -f cluster.yaml   # comment\n\
+    let md = "```sh\ncargo run --release -p frankenetes-cli -- up -f cluster.yaml   # comment\n\
               frankenetes snapshot -f cluster.yaml backup.db\n$ frankenetes init > cluster.yaml\n\
               cargo add frankenetes-pki\n```\nRun `frankenetes pki check out` then `kubectl get nodes`.\n";
     let got: Vec<Vec<String>> = commands(md).into_iter().map(|(_, a)| a).collect();

@@ -257,9 +257,12 @@ pub(crate) fn render(a: &RenderArgs) -> CmdResult {
     }
     outln!("  cluster/admin.conf, cluster/super-admin.conf");
     if let Some(gw) = &l.spec.gateway {
-        let g =
-            frankenetes::netgw::render(&out, gw, &frankenetes::netgw::GatewayOptions::default())
-                .ctx(format!("{file}: spec.gateway"))?;
+        let g = frankenetes::netgw::render(
+            &out,
+            gw,
+            &frankenetes::netgw::GatewayOptions::for_cluster(&l.spec),
+        )
+        .ctx(format!("{file}: spec.gateway"))?;
         outln!(
             "  nodes/{}/ (NAT + WireGuard gateway: {} files), cluster/vpn/ ({} peer configs)",
             gw.name,
