@@ -97,14 +97,25 @@ impl DirLock {
                         std::thread::sleep(Duration::from_millis(100));
                         continue;
                     }
+                    // The holder writes its name just after it takes the lock: give it a
+                    // moment rather than report an anonymous holder.
                     let mut holder = String::new();
-                    let _ = file.rewind();
-                    let _ = file.read_to_string(&mut holder);
+                    let mut pid = None;
+                    for _ in 0..20 {
+                        holder.clear();
+                        let _ = file.rewind();
+                        let _ = file.read_to_string(&mut holder);
+                        pid = holder
+                            .trim()
+                            .strip_prefix("PID ")
+                            .and_then(|r| r.split_whitespace().next())
+                            .and_then(|p| p.parse().ok());
+                        if pid.is_some() && holder.ends_with('\n') {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
                     let holder = holder.trim().to_owned();
-                    let pid = holder
-                        .strip_prefix("PID ")
-                        .and_then(|r| r.split_whitespace().next())
-                        .and_then(|p| p.parse().ok());
                     return Err(LockError::Busy {
                         dir: dir.to_owned(),
                         holder: if holder.is_empty() {

@@ -70,11 +70,11 @@ fn plan_up_status_down_against_moto_through_aws_endpoint_url() {
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
     let p = text(&plan);
     for want in [
-        "AWS lab of cluster cli-lab",
+        "aws: what `up` creates (no call is made now)",
         "internal NLB at 10.10.16.10",
         "s3-bucket",
         "control-01, control-02, control-03",
-        "estimated cost: $0.0886/hour",
+        "total 0.0886 USD/hour",
     ] {
         assert!(p.contains(want), "plan lacks {want:?}:\n{p}");
     }
@@ -114,7 +114,18 @@ fn plan_up_status_down_against_moto_through_aws_endpoint_url() {
     let pause = bin(&["pause", "-f", "lab.yaml"], d, url);
     assert_eq!(pause.status.code(), Some(2), "{}", text(&pause));
 
-    let down = bin(&["down", "-f", "lab.yaml"], d, url);
+    // Without --yes (and no terminal to ask on), `down` lists and deletes nothing.
+    let preview = bin(&["down", "-f", "lab.yaml"], d, url);
+    assert_eq!(preview.status.code(), Some(0), "{}", text(&preview));
+    assert!(
+        text(&preview).contains("`down` deletes:") && text(&preview).contains("nothing deleted"),
+        "{}",
+        text(&preview)
+    );
+    let still = bin(&["status", "-f", "lab.yaml"], d, url);
+    assert_eq!(still.status.code(), Some(0), "{}", text(&still));
+
+    let down = bin(&["down", "-f", "lab.yaml", "--yes"], d, url);
     assert_eq!(down.status.code(), Some(0), "{}", text(&down));
     assert!(
         text(&down).contains("no tagged resource left"),

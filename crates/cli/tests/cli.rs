@@ -217,7 +217,7 @@ fn up_status_sigint_down_leaves_nothing_running() {
     assert!(down.status.success(), "{}", text(&down));
     assert_eq!(
         text(&down)
-            .matches("stopped and removed etcd-control-0")
+            .matches("stopped and removed process etcd-control-0")
             .count(),
         3,
         "{}",

@@ -26,6 +26,9 @@ const SUPERVISOR: &str = r#"#!/bin/sh
 # reset after 30s of uptime) when it exits. Stopped by signalling its process group.
 # The log is rotated by size (copy to <log>.1, then truncate: the command appends, so it
 # goes on writing at the new end): at most FRANKENETES_LOG_MAX bytes (10 MiB) twice.
+# Logs, PID files and whatever the command writes are the operator's alone, whatever the
+# umask frankenetes was started with.
+umask 077
 log="$1"; pidfile="$2"; shift 2
 max="${FRANKENETES_LOG_MAX:-10485760}"; every="${FRANKENETES_LOG_CHECK:-10}"
 ( while sleep "$every"; do

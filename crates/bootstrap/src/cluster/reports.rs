@@ -1,0 +1,187 @@
+//! What the deployment API's calls report, and their options.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use frankenetes_compute::Outputs;
+
+use crate::Phase;
+use serde::Serialize;
+
+/// What `up` did.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct UpReport {
+    /// Phases completed, in order.
+    pub phases: Vec<Phase>,
+    /// What the user should know (binaries missing: the etcd tier is up without them).
+    pub warnings: Vec<String>,
+    /// Where the operator's kubeconfig is.
+    pub admin_kubeconfig: PathBuf,
+    /// What the platform found out (a public IP, an endpoint).
+    pub outputs: Outputs,
+}
+
+/// A health verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", content = "detail", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Health {
+    /// Checked and fine.
+    Healthy(String),
+    /// Checked and not fine: what is wrong.
+    Unhealthy(String),
+    /// Not checked (not reachable from here, or nothing to check).
+    Unknown(String),
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Health::Healthy(d) if d.is_empty() => f.write_str("healthy"),
+            Health::Healthy(d) => write!(f, "healthy ({d})"),
+            Health::Unhealthy(d) => write!(f, "UNHEALTHY: {d}"),
+            Health::Unknown(d) if d.is_empty() => f.write_str("-"),
+            Health::Unknown(d) => f.write_str(d),
+        }
+    }
+}
+
+/// One line of `status`.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct StatusRow {
+    /// The unit or resource (`etcd-control-01`).
+    pub name: String,
+    /// Its kind (`process`, `container group`, `instance`, `vpc`).
+    pub kind: String,
+    /// The platform's state (`running`, `stopped`).
+    pub state: Option<String>,
+    /// The provider's id, or the PID of a local process.
+    pub id: Option<String>,
+    /// Details (a log file, an FQDN).
+    pub detail: String,
+    /// Its health, as checked.
+    pub health: Health,
+}
+
+/// What `status` found.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct StatusReport {
+    /// The cluster's name.
+    pub cluster: String,
+    /// The platform.
+    pub backend: String,
+    /// Whether anything of the cluster exists.
+    pub exists: bool,
+    /// One row per unit or resource.
+    pub rows: Vec<StatusRow>,
+    /// Every problem found, one sentence each; empty when healthy.
+    pub problems: Vec<String>,
+}
+
+impl StatusReport {
+    /// Whether the cluster exists and nothing is wrong.
+    pub fn is_healthy(&self) -> bool {
+        self.exists && self.problems.is_empty()
+    }
+
+    /// A table: name, state, id/PID, health; then the problems.
+    pub fn table(&self) -> String {
+        use fmt::Write as _;
+        let mut out = format!(
+            "{:<36} {:<9} {:<12} {}\n",
+            "UNIT", "STATE", "ID/PID", "HEALTH"
+        );
+        for r in &self.rows {
+            let _ = writeln!(
+                out,
+                "{:<36} {:<9} {:<12} {}",
+                r.name,
+                r.state.as_deref().unwrap_or("-"),
+                r.id.as_deref().unwrap_or("-"),
+                r.health
+            );
+        }
+        if !self.exists {
+            let _ = writeln!(
+                out,
+                "cluster {} has nothing on {} (run `frankenetes up`)",
+                self.cluster, self.backend
+            );
+        }
+        for p in &self.problems {
+            let _ = writeln!(out, "problem: {p}");
+        }
+        out
+    }
+}
+
+/// Options of `down`.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct DownOptions {
+    /// Also delete what holds data outside the units (a snapshot share).
+    pub purge: bool,
+    /// Only list what would be deleted.
+    pub dry_run: bool,
+}
+
+impl DownOptions {
+    /// Only list what would be deleted.
+    #[must_use]
+    pub fn dry_run(mut self, yes: bool) -> Self {
+        self.dry_run = yes;
+        self
+    }
+
+    /// Also delete what holds data outside the units.
+    #[must_use]
+    pub fn purge(mut self, yes: bool) -> Self {
+        self.purge = yes;
+        self
+    }
+}
+
+/// What `down` did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
+pub struct DownReport {
+    /// What existed before (what a dry run would delete).
+    pub found: Vec<String>,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// What is still there afterwards (empty when clean).
+    pub left: Vec<String>,
+}
+
+/// What `pause` did.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct PauseReport {
+    /// The snapshot taken before etcd stopped (local: `snapshots/pause-<time>.db`).
+    pub snapshot: Option<PathBuf>,
+    /// The units stopped.
+    pub stopped: Vec<String>,
+    /// Nothing was running: it was paused already.
+    pub already_paused: bool,
+}
+
+/// Options of `resume`.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct ResumeOptions {
+    /// When the newest snapshot cannot be used, restore the newest older one that can
+    /// (what was written after it is lost; the choice is reported).
+    pub allow_older_snapshot: bool,
+}
+
+impl ResumeOptions {
+    /// Allows an older snapshot when the newest is unusable.
+    #[must_use]
+    pub fn allow_older_snapshot(mut self, yes: bool) -> Self {
+        self.allow_older_snapshot = yes;
+        self
+    }
+}
