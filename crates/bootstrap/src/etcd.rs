@@ -129,6 +129,14 @@ pub async fn health(endpoints: &[String], auth: &EtcdAuth) -> Result<EtcdHealth,
 /// SHA-256 (hex).
 pub async fn snapshot(endpoint: &str, auth: &EtcdAuth, file: &Path) -> Result<String, Error> {
     let mut client = connect(&[endpoint.to_owned()], auth, Duration::from_secs(10)).await?;
+    // A linearizable read on this member first: it answers only once the member has applied
+    // everything the cluster committed before the read, so the snapshot holds every write
+    // acknowledged before `snapshot` was called (a follower may lag the leader by a few
+    // entries; a snapshot straight from it once missed the last acknowledged write).
+    client
+        .get("/frankenetes/snapshot-barrier", None)
+        .await
+        .map_err(|e| Error::Etcd(format!("snapshot: catching up with the cluster: {e}")))?;
     let mut stream = client
         .snapshot()
         .await

@@ -190,14 +190,26 @@ pub(crate) fn down(a: &DownArgs, verbose: u8) -> CmdResult {
             if r.found.is_empty() {
                 outln!("nothing was running");
             }
+            let verb = if cloud {
+                "deleted"
+            } else {
+                "stopped and removed"
+            };
             for f in &r.found {
-                outln!("stopped and removed {f}");
+                outln!("{verb} {f}");
             }
             if !r.left.is_empty() {
                 for f in &r.left {
                     eprintln!("still there: {f}");
                 }
                 return Ok(Outcome::Problems);
+            }
+            if !r.found.is_empty() {
+                outln!(
+                    "audit: no tagged resource left of cluster {} on {}",
+                    l.spec.name,
+                    l.spec.backend.kind()
+                );
             }
             if !cloud && a.purge {
                 eprintln!("--purge: the local backend keeps no data outside the cluster directory");

@@ -157,13 +157,18 @@ enum Command {
 /// Logs: frankenetes' own at -v (info) and -vv (debug), every library's at -vvv; colours only
 /// on a terminal.
 fn init_tracing(verbose: u8) {
+    // Our crates' warnings always; the libraries' (an SDK noting a missing config file) only
+    // at -vvv or with RUST_LOG: errors reach the user as our errors, with context.
+    const OURS: &str = "frankenetes=warn,frankenetes_bootstrap=warn,frankenetes_cloud_aws=warn,\
+                        frankenetes_cloud_azure=warn,frankenetes_netgw=warn,frankenetes_pki=warn,\
+                        frankenetes_manifests=warn";
     let default = match verbose {
-        0 => "warn",
-        1 => "warn,frankenetes=info,frankenetes_bootstrap=info",
-        2 => {
-            "warn,frankenetes=debug,frankenetes_bootstrap=debug,frankenetes_cloud_aws=debug,frankenetes_cloud_azure=debug"
-        }
-        _ => "debug",
+        0 => format!("error,{OURS}"),
+        1 => format!("error,{OURS},frankenetes=info,frankenetes_bootstrap=info"),
+        2 => format!(
+            "error,{OURS},frankenetes=debug,frankenetes_bootstrap=debug,frankenetes_cloud_aws=debug,frankenetes_cloud_azure=debug"
+        ),
+        _ => "debug".to_owned(),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
