@@ -1,6 +1,8 @@
 //! Rendering every node's bundle (static pods, kubeconfigs, kubelet config, units, Ignition)
-//! for 3 and for 100 nodes, in memory and written to a fresh directory. The PKI is made once,
-//! outside the measurement.
+//! for 10, 100 and 1,000 nodes: in memory (what `plan` does), written to a fresh directory
+//! (`render`), and written again over its own output (a re-run: nothing changes). The PKI is
+//! made once, outside the measurement. Linear means the 1,000-node figures are about 10x the
+//! 100-node ones (#22: at most ~11x).
 //!
 //! `cargo bench -p frankenetes-benches --bench render`
 
@@ -40,8 +42,8 @@ fn bench(c: &mut Criterion) {
     // the next ones on ext4 without a journal (see benches/README.md, "Which disk").
     let mut kept: Vec<TempDir> = Vec::new();
     let mut group = c.benchmark_group("render");
-    group.sample_size(20);
-    for n in [3usize, 100] {
+    for n in [10usize, 100, 1000] {
+        group.sample_size(if n >= 1000 { 10 } else { 20 });
         let s = spec(n);
         let pki = Pki::generate(&PkiPlan::from(&s)).unwrap();
         group.throughput(Throughput::Elements(n as u64));
@@ -62,6 +64,19 @@ fn bench(c: &mut Criterion) {
                 kept.extend(dirs);
                 elapsed
             });
+        });
+        let again = tempfile::tempdir().unwrap();
+        frankenetes_manifests::render(&s, &pki)
+            .unwrap()
+            .write(again.path())
+            .unwrap();
+        group.bench_function(format!("{n}-nodes/rerun"), |b| {
+            b.iter(|| {
+                frankenetes_manifests::render(&s, &pki)
+                    .unwrap()
+                    .write(again.path())
+                    .unwrap()
+            })
         });
     }
     group.finish();

@@ -163,7 +163,7 @@ impl Flags {
     }
 
     /// Checks every flag against the component's inventory, and every value for its flag
-    /// ([`crate::values`]: one token on one line that carries no other flag); `field` names
+    /// (see the `values` module: one token on one line that carries no other flag); `field` names
     /// the config section that can add flags, for the error message.
     pub fn check(
         &self,

@@ -6,7 +6,7 @@ use crate::azure::AciComponent;
 use crate::names::DnsName;
 use crate::net::{San, kubeadm_san_order};
 use crate::scalar::{Endpoint, Host, host_port};
-use crate::{AzureBackend, BackendSpec, ClusterSpec, NodeSpec};
+use crate::{AzureBackend, BackendSpec, ClusterSpec, NodeSpec, Role};
 
 /// Well-known ports of the control plane, as kubeadm uses them.
 #[allow(unreachable_pub)]
@@ -203,8 +203,23 @@ impl ClusterSpec {
     /// `/etc/hosts` lines: every node, and the endpoint's name pointing at the first
     /// control-plane node when it is a DNS name (a stand-in until a load balancer answers).
     pub fn etc_hosts(&self) -> Vec<String> {
+        self.etc_hosts_lines(|_| true)
+    }
+
+    /// `/etc/hosts` lines for one node: on a control plane every node (the apiserver may reach
+    /// kubelets by name), on a worker only itself, the control planes and the endpoint — what
+    /// a worker talks to — so the bundles of N workers grow linearly in N, not as N².
+    pub fn etc_hosts_for(&self, node: &NodeSpec) -> Vec<String> {
+        let worker = self.workers.iter().any(|w| w.name == node.name);
+        self.etc_hosts_lines(|(n, role)| {
+            !worker || role == Role::ControlPlane || n.name == node.name
+        })
+    }
+
+    fn etc_hosts_lines(&self, keep: impl Fn((&NodeSpec, Role)) -> bool) -> Vec<String> {
         let mut lines: Vec<String> = self
             .nodes()
+            .filter(|&(n, r)| keep((n, r)))
             .map(|(n, _)| format!("{} {}", n.ip, n.name))
             .collect();
         if let (Host::Dns(d), Some(first)) = (

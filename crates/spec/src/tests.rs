@@ -448,3 +448,28 @@ fn component_settings_parse_and_feed_the_sans() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn a_worker_hosts_file_names_itself_the_control_planes_and_the_endpoint_only() {
+    let yaml = with(
+        "  workers: []",
+        "  workers:\n    - { name: worker-01, ip: 10.10.16.21 }\n    - { name: worker-02, ip: 10.10.16.22 }",
+    );
+    let s = ClusterSpec::from_yaml(&yaml).unwrap().spec;
+    let w1 = &s.workers[0];
+    let lines = s.etc_hosts_for(w1);
+    assert_eq!(
+        lines,
+        [
+            "10.10.16.11 control-01",
+            "10.10.16.12 control-02",
+            "10.10.16.13 control-03",
+            "10.10.16.21 worker-01",
+            "10.10.16.11 api.kubelius",
+        ]
+    );
+    // A control plane knows every node.
+    let cp = s.etc_hosts_for(&s.control_plane[0]);
+    assert_eq!(cp, s.etc_hosts());
+    assert!(cp.contains(&"10.10.16.22 worker-02".to_owned()));
+}
