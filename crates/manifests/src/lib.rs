@@ -439,11 +439,11 @@ pub fn render_opts(spec: &ClusterSpec, pki: &Pki, opts: &RenderOptions) -> Resul
         ));
     }
     let pki_files = pki.files();
-    let hosts = |node: &frankenetes_spec::NodeSpec| {
+    let hosts = |node: &frankenetes_spec::NodeSpec, role: Role| {
         let mut h = String::from(
             "127.0.0.1 localhost localhost.localdomain\n::1 localhost localhost.localdomain\n",
         );
-        for line in spec.etc_hosts_for(node) {
+        for line in spec.etc_hosts_for(node, role) {
             h.push_str(&line);
             h.push('\n');
         }
@@ -573,7 +573,7 @@ pub fn render_opts(spec: &ClusterSpec, pki: &Pki, opts: &RenderOptions) -> Resul
         b.files
             .push(NodeFile::new("/etc/hostname", format!("{n}\n"), public));
         b.files
-            .push(NodeFile::new("/etc/hosts", hosts(node), public));
+            .push(NodeFile::new("/etc/hosts", hosts(node, role), public));
         b.files.push(NodeFile::new(
             "/etc/sysctl.d/90-kubernetes.conf",
             format!("# Written by frankenetes: pods' traffic is routed and bridged through this node.\nnet.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\nnet.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\n# The kubelet runs with protectKernelDefaults: it checks these and will not change them.\n{}", kubelet::PROTECTED_KERNEL_TUNABLES),

@@ -209,10 +209,11 @@ impl ClusterSpec {
     /// `/etc/hosts` lines for one node: on a control plane every node (the apiserver may reach
     /// kubelets by name), on a worker only itself, the control planes and the endpoint — what
     /// a worker talks to — so the bundles of N workers grow linearly in N, not as N².
-    pub fn etc_hosts_for(&self, node: &NodeSpec) -> Vec<String> {
-        let worker = self.workers.iter().any(|w| w.name == node.name);
-        self.etc_hosts_lines(|(n, role)| {
-            !worker || role == Role::ControlPlane || n.name == node.name
+    /// The node's role is the caller's (from [`ClusterSpec::nodes`]): looking it up here would
+    /// make rendering N nodes quadratic again.
+    pub fn etc_hosts_for(&self, node: &NodeSpec, role: Role) -> Vec<String> {
+        self.etc_hosts_lines(|(n, r)| {
+            role == Role::ControlPlane || r == Role::ControlPlane || n.name == node.name
         })
     }
 

@@ -457,7 +457,7 @@ fn a_worker_hosts_file_names_itself_the_control_planes_and_the_endpoint_only() {
     );
     let s = ClusterSpec::from_yaml(&yaml).unwrap().spec;
     let w1 = &s.workers[0];
-    let lines = s.etc_hosts_for(w1);
+    let lines = s.etc_hosts_for(w1, Role::Worker);
     assert_eq!(
         lines,
         [
@@ -469,7 +469,7 @@ fn a_worker_hosts_file_names_itself_the_control_planes_and_the_endpoint_only() {
         ]
     );
     // A control plane knows every node.
-    let cp = s.etc_hosts_for(&s.control_plane[0]);
+    let cp = s.etc_hosts_for(&s.control_plane[0], Role::ControlPlane);
     assert_eq!(cp, s.etc_hosts());
     assert!(cp.contains(&"10.10.16.22 worker-02".to_owned()));
 }
