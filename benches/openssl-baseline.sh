@@ -235,7 +235,9 @@ openssl_set() { # <output dir>; uses $alg
     for n in "${control_plane[@]}"; do dirs+=("$out/nodes/$n/etc/kubernetes/pki/etcd"); done
     for n in "${control_plane[@]}" "${workers[@]}"; do dirs+=("$out/nodes/$n/var/lib/kubelet/pki"); done
     for n in "${workers[@]}"; do dirs+=("$out/nodes/$n/etc/kubernetes/pki"); done
-    mkdir -p "${dirs[@]}"
+    # 0700 like the tool's own output: these directories hold CA and private keys, and
+    # `pki check` reports a group- or world-readable one.
+    (umask 077 && mkdir -p "${dirs[@]}")
 
     ca "$cluster/ca" kubernetes
     ca "$cluster/etcd/ca" etcd-ca
