@@ -7,9 +7,9 @@ use frankenetes_bundle::{NodeBundle, OutputLayout};
 use frankenetes_compute::{
     ClusterTag, ComponentSpec, FileSpec, NodeRole, NodeWork, Placement, Platform, Workload,
 };
-use frankenetes_manifests::{ControlPlane, Layout, RenderOptions, Rendered};
+use frankenetes_manifests::{Binaries, ControlPlane, Layout, RenderOptions, Rendered};
 use frankenetes_pki::{Pki, PkiPlan, SyncOptions};
-use frankenetes_spec::{ClusterSpec, EtcdVersion, Role, ports};
+use frankenetes_spec::{Arch, ClusterSpec, EtcdVersion, Role, ports};
 
 use crate::{Error, Event, Phase};
 
@@ -62,6 +62,21 @@ pub(crate) fn prepare(inp: &Inputs<'_>, platform: &dyn Platform) -> Result<Prepa
                 .map_err(|e| Error::Spec(format!("etcd version {v:?}: {e}")))
         })
         .transpose()?;
+    let binaries = match platform.node_binaries_arch() {
+        Some(arch) => Binaries::download(arch.parse::<Arch>().map_err(|e| {
+            Error::Spec(format!(
+                "platform {}: node architecture {e}",
+                platform.name()
+            ))
+        })?),
+        None => Binaries::Preinstalled,
+    };
+    let opts = RenderOptions::default()
+        .addons(inp.addons.clone())
+        .etcd_version(etcd_version)
+        .binaries(binaries);
+    // Everything that can be refused is refused before a key is made.
+    opts.binaries.check(spec)?;
     let pki = if inp.write {
         frankenetes_bundle::fs::remove_stale_temps(inp.out.root())?;
         let (pki, r) =
@@ -80,9 +95,6 @@ pub(crate) fn prepare(inp: &Inputs<'_>, platform: &dyn Platform) -> Result<Prepa
             &PkiPlan::from(spec).with_algorithm(frankenetes_spec::KeyAlgorithm::EcdsaP256),
         )?
     };
-    let opts = RenderOptions::default()
-        .addons(inp.addons.clone())
-        .etcd_version(etcd_version);
     let rendered = frankenetes_manifests::render_opts(spec, &pki, &opts)?;
     if inp.write {
         rendered.write(inp.out.root())?;

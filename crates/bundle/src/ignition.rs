@@ -72,6 +72,14 @@ struct File<'a> {
 #[derive(Serialize)]
 struct Contents {
     source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification: Option<Verification>,
+}
+
+#[derive(Serialize)]
+struct Verification {
+    /// `sha256-<hex>` (Ignition 3.x accepts `sha256` and `sha512`).
+    hash: String,
 }
 
 #[derive(Serialize)]
@@ -98,6 +106,20 @@ pub struct IgnitionFile<'a> {
     pub mode: u32,
     /// Contents.
     pub contents: &'a [u8],
+}
+
+/// One file for [`build_config`] that the machine downloads at first boot, verified against
+/// its SHA-256 (see [`crate::RemoteFile`]).
+#[derive(Debug, Clone, Copy)]
+pub struct IgnitionRemoteFile<'a> {
+    /// Absolute path on the machine.
+    pub path: &'a str,
+    /// File mode.
+    pub mode: u32,
+    /// The `https://` URL.
+    pub url: &'a str,
+    /// Its SHA-256 (lower-case hex).
+    pub sha256: &'a str,
 }
 
 /// One systemd unit for [`build`]; `contents: None` enables a unit the OS ships.
@@ -128,6 +150,17 @@ pub fn build_with_keys<'a>(
     units: impl IntoIterator<Item = IgnitionUnit<'a>>,
     ssh_authorized_keys: &[String],
 ) -> String {
+    build_config(files, [], units, ssh_authorized_keys)
+}
+
+/// [`build_with_keys`], with files the machine downloads (`contents.source` and
+/// `contents.verification.hash: sha256-…`), listed after the inline files.
+pub fn build_config<'a>(
+    files: impl IntoIterator<Item = IgnitionFile<'a>>,
+    remote_files: impl IntoIterator<Item = IgnitionRemoteFile<'a>>,
+    units: impl IntoIterator<Item = IgnitionUnit<'a>>,
+    ssh_authorized_keys: &[String],
+) -> String {
     let b64 = base64::engine::general_purpose::STANDARD;
     let cfg = Config {
         ignition: Meta {
@@ -152,8 +185,20 @@ pub fn build_with_keys<'a>(
                     overwrite: true,
                     contents: Contents {
                         source: format!("data:;base64,{}", b64.encode(f.contents)),
+                        verification: None,
                     },
                 })
+                .chain(remote_files.into_iter().map(|f| File {
+                    path: f.path,
+                    mode: f.mode,
+                    overwrite: true,
+                    contents: Contents {
+                        source: f.url.to_owned(),
+                        verification: Some(Verification {
+                            hash: format!("sha256-{}", f.sha256),
+                        }),
+                    },
+                }))
                 .collect(),
         },
         systemd: Systemd {
@@ -172,8 +217,8 @@ pub fn build_with_keys<'a>(
 }
 
 /// A node bundle as one config: every file (mode as given, contents as a base64 data URL),
-/// `/etc/hostname` with the node's name unless the bundle has one, and every unit (ours with
-/// its contents, shipped ones enabled, masked ones masked).
+/// `/etc/hostname` with the node's name unless the bundle has one, every download (URL and
+/// SHA-256), and every unit (ours with its contents, shipped ones enabled, masked ones masked).
 pub(crate) fn from_bundle(bundle: &crate::NodeBundle) -> String {
     let hostname = format!("{}\n", bundle.name);
     let hostname_file = bundle
@@ -184,7 +229,7 @@ pub(crate) fn from_bundle(bundle: &crate::NodeBundle) -> String {
             mode: crate::fs::PUBLIC_MODE,
             contents: hostname.as_bytes(),
         });
-    build_with_keys(
+    build_config(
         bundle
             .files
             .iter()
@@ -194,6 +239,12 @@ pub(crate) fn from_bundle(bundle: &crate::NodeBundle) -> String {
                 contents: &f.contents,
             })
             .chain(hostname_file),
+        bundle.remote_files.iter().map(|f| IgnitionRemoteFile {
+            path: &f.path,
+            mode: f.mode,
+            url: &f.url,
+            sha256: &f.sha256,
+        }),
         bundle.units.iter().map(|u| IgnitionUnit {
             name: &u.name,
             enabled: u.enabled,

@@ -32,7 +32,7 @@ pub mod systemd;
 use std::path::PathBuf;
 
 pub use layout::OutputLayout;
-pub use node::{BatchWriter, NodeBundle, NodeFile, WriteReport, write_bundles};
+pub use node::{BatchWriter, NodeBundle, NodeFile, RemoteFile, WriteReport, write_bundles};
 
 /// Errors of this crate: each names the file.
 #[derive(Debug, thiserror::Error)]

@@ -54,6 +54,62 @@ impl NodeFile {
     }
 }
 
+/// A file the machine downloads itself at first boot — an official release binary — pinned by
+/// its SHA-256: in the Ignition config as `contents.source` with `contents.verification.hash`
+/// (Ignition refuses a download whose hash differs, and the boot stops there). An overlay has
+/// no place for it: on a machine you lay the overlay on, install it yourself from the same URL
+/// and check the same hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RemoteFile {
+    /// Absolute path on the machine (`/usr/local/bin/kubelet`).
+    pub path: String,
+    /// File mode (0755 for a binary).
+    pub mode: u32,
+    /// Where it is downloaded from: an `https://` URL.
+    pub url: String,
+    /// Its SHA-256, 64 lower-case hex digits.
+    pub sha256: String,
+}
+
+impl RemoteFile {
+    /// A remote file; refuses a URL that is not `https://` (or holds white space or a control
+    /// character) and a SHA-256 that is not 64 lower-case hex digits.
+    pub fn new(
+        path: impl Into<String>,
+        mode: u32,
+        url: impl Into<String>,
+        sha256: impl Into<String>,
+    ) -> Result<Self, Error> {
+        let (path, url, sha256) = (path.into(), url.into(), sha256.into());
+        if !url.starts_with("https://")
+            || url.len() <= "https://".len()
+            || url.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Error::Invalid {
+                what: format!("{path}: source {url:?}"),
+                reason: "must be an https:// URL without white space".into(),
+            });
+        }
+        if sha256.len() != 64
+            || !sha256
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(Error::Invalid {
+                what: format!("{path}: SHA-256 {sha256:?}"),
+                reason: "must be 64 lower-case hex digits".into(),
+            });
+        }
+        Ok(Self {
+            path,
+            mode,
+            url,
+            sha256,
+        })
+    }
+}
+
 /// Everything one node gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -68,6 +124,9 @@ pub struct NodeBundle {
     /// admin user (`core` on Fedora CoreOS): in the Ignition config's `passwd`. An overlay
     /// cannot set a file's owner, so the overlay does not carry them.
     pub ssh_authorized_keys: Vec<String>,
+    /// Files the machine downloads at first boot, pinned by SHA-256 (Ignition only: see
+    /// [`RemoteFile`]).
+    pub remote_files: Vec<RemoteFile>,
 }
 
 impl NodeBundle {
@@ -78,6 +137,7 @@ impl NodeBundle {
             files: Vec::new(),
             units: Vec::new(),
             ssh_authorized_keys: Vec::new(),
+            remote_files: Vec::new(),
         }
     }
 
@@ -91,9 +151,10 @@ impl NodeBundle {
         self.units.iter().find(|u| u.name == name)
     }
 
-    /// Every path the bundle writes on the machine, unit files included, sorted.
+    /// Every path the bundle writes on the machine, unit files and downloads included, sorted.
     pub fn paths(&self) -> Vec<String> {
         let mut p: Vec<String> = self.files.iter().map(|f| f.path.clone()).collect();
+        p.extend(self.remote_files.iter().map(|f| f.path.clone()));
         p.extend(
             self.units
                 .iter()

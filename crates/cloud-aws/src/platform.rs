@@ -14,6 +14,7 @@ use frankenetes_compute::{
 };
 use frankenetes_spec::{ClusterSpec, NodeName};
 
+use crate::catalog::Arch;
 use crate::{Error, Event, Lab, LabPayloads};
 
 /// The AWS lab as a [`Platform`].
@@ -110,6 +111,17 @@ impl Platform for AwsPlatform {
 
     fn reachable(&self) -> bool {
         false
+    }
+
+    /// Nodes boot stock Fedora CoreOS: their configs download the kubelet (and kubeadm,
+    /// kubectl) for the instance type's architecture.
+    fn node_binaries_arch(&self) -> Option<&'static str> {
+        let t = &self.lab.aws.instance_type;
+        let arch = crate::catalog::instance_type(t).map_or_else(|| Arch::guess(t), |i| i.arch);
+        Some(match arch {
+            Arch::X86_64 => "amd64",
+            Arch::Arm64 => "arm64",
+        })
     }
 
     fn plan(&self, w: &Workload) -> Result<PlatformPlan, BackendError> {

@@ -417,6 +417,15 @@ pub trait Platform: Send + Sync {
         Ok(None)
     }
 
+    /// When the platform boots machines from their Ignition config and stock images that
+    /// lack the Kubernetes node binaries (Fedora CoreOS has no kubelet): the machines' CPU
+    /// architecture by Kubernetes' name (`amd64`, `arm64`), so each config downloads the
+    /// official binaries for it, pinned by SHA-256. `None` (the default): the nodes have the
+    /// binaries already (local processes, containers, machines an operator installs).
+    fn node_binaries_arch(&self) -> Option<&'static str> {
+        None
+    }
+
     /// What `up` would create and what it costs. Offline: no call is made.
     fn plan(&self, workload: &Workload) -> Result<PlatformPlan, BackendError>;
 

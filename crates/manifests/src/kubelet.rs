@@ -28,6 +28,12 @@ pub struct KubeletConfiguration {
     pub container_runtime_endpoint: String,
     /// Where static pods are read from.
     pub static_pod_path: String,
+    /// The resolver configuration pods inherit: [`RESOLV_CONF`], which the node's
+    /// `frankenetes-wait-for-dns.service` links to the host's upstream servers (systemd-resolved's
+    /// `/run/systemd/resolve/resolv.conf` where it runs, as on Fedora CoreOS, whose
+    /// `/etc/resolv.conf` names the 127.0.0.53 stub, which pods cannot reach and which makes
+    /// CoreDNS forward to itself; `/etc/resolv.conf` elsewhere), as kubeadm's detection does.
+    pub resolv_conf: String,
     /// Rotate the client certificate through the CSR API before it expires.
     pub rotate_certificates: bool,
     /// Local health endpoint address.
@@ -121,6 +127,13 @@ pub struct WebhookAuthz {
     pub cache_unauthorized_ttl: String,
 }
 
+/// The resolver file the kubelet gives pods (see [`KubeletConfiguration::resolv_conf`]).
+pub const RESOLV_CONF: &str = "/run/frankenetes/resolv.conf";
+
+/// containerd's socket: the kubelet's `containerRuntimeEndpoint` and containerd's
+/// `grpc.address` ([`crate::provision::containerd_config`]).
+pub const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
+
 impl KubeletConfiguration {
     /// kubeadm's kubelet settings for a spec.
     pub fn for_spec(spec: &frankenetes_spec::ClusterSpec) -> Self {
@@ -147,8 +160,9 @@ impl KubeletConfiguration {
             cgroup_driver: "systemd".into(),
             cluster_dns: vec![spec.cluster_dns_ip().to_string()],
             cluster_domain: spec.network.dns_domain.to_string(),
-            container_runtime_endpoint: "unix:///run/containerd/containerd.sock".into(),
+            container_runtime_endpoint: format!("unix://{CONTAINERD_SOCKET}"),
             static_pod_path: "/etc/kubernetes/manifests".into(),
+            resolv_conf: RESOLV_CONF.into(),
             rotate_certificates: true,
             healthz_bind_address: "127.0.0.1".into(),
             healthz_port: 10248,

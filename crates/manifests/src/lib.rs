@@ -43,6 +43,8 @@ pub mod addons;
 pub mod flags;
 pub mod kubeconfig;
 pub mod kubelet;
+mod nodes;
+pub mod provision;
 pub mod security;
 mod staticpod;
 pub mod token;
@@ -53,7 +55,7 @@ use std::path::{Path, PathBuf};
 
 use frankenetes_bundle::fs::SECRET_MODE;
 use frankenetes_pki::{CaId, Pki};
-use frankenetes_spec::{ClusterSpec, EtcdVersion, Image, NodeSpec, Role};
+use frankenetes_spec::{ClusterSpec, EtcdVersion, Image, NodeSpec};
 use k8s_openapi::api::core::v1::Pod;
 
 pub use addons::{AddonOptions, Cni};
@@ -61,6 +63,7 @@ pub use flags::{Flags, Layout};
 pub use frankenetes_bundle::systemd::Unit;
 pub use frankenetes_bundle::{NodeBundle, NodeFile, WriteReport};
 pub use kubeconfig::Kubeconfig;
+pub use provision::{Binaries, BinarySource, NodeBinary};
 pub use versions::{Binary, Inventory};
 
 /// Errors of rendering. Each names the field or file it is about.
@@ -98,6 +101,22 @@ pub enum Error {
         field: String,
         /// What is wrong.
         message: String,
+    },
+    /// No SHA-256 is known for a binary the nodes download.
+    #[error(
+        "spec.kubernetesVersion: frankenetes knows no official SHA-256 of {binary} {version} for linux/{arch} (it knows {known}); give the binaries' sources as a render input (their hashes are published at {url}.sha256), or use a version it knows"
+    )]
+    NoBinaryHash {
+        /// `kubelet`, `kubeadm`, `kubectl`.
+        binary: String,
+        /// The Kubernetes version.
+        version: String,
+        /// `amd64`, `arm64`.
+        arch: String,
+        /// The official URL of the binary.
+        url: String,
+        /// The versions whose hashes are known.
+        known: String,
     },
     /// The PKI lacks something a bundle needs.
     #[error("the PKI has no {0}; run `frankenetes pki` with the same spec first")]
@@ -157,6 +176,7 @@ impl Error {
             Error::UnsupportedVersion { .. }
             | Error::NoInventory { .. }
             | Error::UnknownFlag { .. }
+            | Error::NoBinaryHash { .. }
             | Error::Invalid { .. } => true,
             Error::Bundle(frankenetes_bundle::Error::Invalid { .. }) => true,
             Error::Pki(e) => e.is_bad_input(),
@@ -299,10 +319,16 @@ pub fn control_plane(
 }
 
 /// Checks that a spec renders — a supported version, every flag (`extraArgs` included) in its
-/// version's inventory — without a PKI, so a caller can refuse bad input before it writes
-/// anything (or generates keys).
+/// version's inventory, every value one token, a source for every binary the nodes download —
+/// without a PKI, so a caller can refuse bad input before it writes anything (or generates
+/// keys). [`check_opts`] with the default options.
 pub fn check(spec: &ClusterSpec) -> Result<(), Error> {
-    let layout = Layout::for_spec(spec);
+    check_opts(spec, &RenderOptions::default())
+}
+
+/// [`check`] for the options [`render_opts`] will get.
+pub fn check_opts(spec: &ClusterSpec, opts: &RenderOptions) -> Result<(), Error> {
+    let layout = Layout::for_spec(spec).with_etcd_version(opts.etcd_version);
     for node in &spec.control_plane {
         control_plane(spec, node, &layout)?;
     }
@@ -311,7 +337,33 @@ pub fn check(spec: &ClusterSpec) -> Result<(), Error> {
     for (node, _) in spec.nodes() {
         flags::kubelet(node, &layout).check(&inventory, "kubelet flags", &Default::default())?;
     }
-    Ok(())
+    opts.binaries.check(spec)
+}
+
+/// The day-one files as the first control plane applies them: each `cluster/addons/` file,
+/// with whether an object in it needs super-admin credentials.
+fn day_one_files(
+    objects: &[addons::Object],
+    cluster_files: &[(PathBuf, NodeFile)],
+) -> Vec<provision::dayone::AddonFile> {
+    cluster_files
+        .iter()
+        .filter_map(|(p, f)| {
+            let name = p
+                .strip_prefix(addons::ADDONS_DIR)
+                .ok()?
+                .to_str()?
+                .to_owned();
+            let super_admin = objects
+                .iter()
+                .any(|o| o.file == name && o.credential == addons::Credential::SuperAdmin);
+            Some(provision::dayone::AddonFile {
+                name,
+                file: f.clone(),
+                super_admin,
+            })
+        })
+        .collect()
 }
 
 fn yaml<T: serde::Serialize>(what: &str, v: &T) -> Result<String, Error> {
@@ -352,6 +404,9 @@ pub struct RenderOptions {
     /// The etcd release that will run, when it is known (the local backend runs the `etcd`
     /// it finds); default: `spec.etcd.version`, else the image's.
     pub etcd_version: Option<EtcdVersion>,
+    /// How nodes get the kubelet, kubeadm and kubectl (default: their Ignition config
+    /// downloads the official release binaries, pinned by SHA-256; see [`provision`]).
+    pub binaries: Binaries,
 }
 
 impl RenderOptions {
@@ -366,6 +421,13 @@ impl RenderOptions {
     #[must_use]
     pub fn addons(mut self, addons: AddonOptions) -> Self {
         self.addons = addons;
+        self
+    }
+
+    /// With how nodes get their binaries.
+    #[must_use]
+    pub fn binaries(mut self, binaries: Binaries) -> Self {
+        self.binaries = binaries;
         self
     }
 }
@@ -383,27 +445,27 @@ pub fn render_opts(spec: &ClusterSpec, pki: &Pki, opts: &RenderOptions) -> Resul
         .ok_or_else(|| Error::MissingPki("Kubernetes CA".into()))?
         .cert_pem()
         .to_owned();
-    let cluster_name = spec.name.as_str();
-    let kubeconfig = |leaf: &str, user: &str, server: &str| -> Result<NodeFile, Error> {
-        let l = pki
-            .leaf(leaf)
-            .ok_or_else(|| Error::MissingPki(format!("certificate {leaf}")))?;
-        let k = Kubeconfig::new(cluster_name, server, &ca, user, l.cert_pem(), l.key_pem());
-        Ok(NodeFile::new(
-            String::new(),
-            k.to_yaml().as_bytes(),
-            SECRET_MODE,
-        ))
-    };
+    opts.binaries.check(spec)?;
     let endpoint = spec.control_plane_url();
     let mut cluster_files = Vec::new();
     for (leaf, user) in [
         ("admin", "kubernetes-admin"),
         ("super-admin", "kubernetes-super-admin"),
     ] {
+        let l = pki
+            .leaf(leaf)
+            .ok_or_else(|| Error::MissingPki(format!("certificate {leaf}")))?;
+        let k = Kubeconfig::new(
+            spec.name.as_str(),
+            &endpoint,
+            &ca,
+            user,
+            l.cert_pem(),
+            l.key_pem(),
+        );
         cluster_files.push((
             PathBuf::from(format!("cluster/{leaf}.conf")),
-            kubeconfig(leaf, user, &endpoint)?,
+            NodeFile::new(String::new(), k.to_yaml().as_bytes(), SECRET_MODE),
         ));
     }
     let day_one = addons::objects(spec, pki, addon_opts)?;
@@ -438,155 +500,31 @@ pub fn render_opts(spec: &ClusterSpec, pki: &Pki, opts: &RenderOptions) -> Resul
             "Secrets encryption configuration (encryption-config.yaml)".into(),
         ));
     }
-    let pki_files = pki.files();
-    let hosts = |node: &frankenetes_spec::NodeSpec, role: Role| {
-        let mut h = String::from(
-            "127.0.0.1 localhost localhost.localdomain\n::1 localhost localhost.localdomain\n",
-        );
-        for line in spec.etc_hosts_for(node, role) {
-            h.push_str(&line);
-            h.push('\n');
-        }
-        h
+    let addons = day_one_files(&day_one, &cluster_files);
+    let super_admin_conf = cluster_files
+        .iter()
+        .find(|(p, _)| p == Path::new("cluster/super-admin.conf"))
+        .map(|(_, f)| f.clone())
+        .ok_or_else(|| Error::MissingPki("certificate super-admin".into()))?;
+    let shared = nodes::Shared {
+        spec,
+        pki,
+        layout,
+        ca,
+        kubelet_config,
+        kubelet_inventory,
+        apiserver_files,
+        pki_files: pki.files(),
+        binaries: &opts.binaries,
+        addons,
+        super_admin_conf,
     };
-
     let mut nodes = Vec::new();
     let mut control_planes = Vec::new();
     for (node, role) in spec.nodes() {
-        let n = node.name.as_str();
-        let mut b = NodeBundle::new(n);
-        let prefix = Path::new("nodes").join(n);
-        for f in &pki_files {
-            if let Ok(rest) = f.path.strip_prefix(&prefix) {
-                let mode = if f.secret {
-                    SECRET_MODE
-                } else {
-                    frankenetes_bundle::fs::PUBLIC_MODE
-                };
-                b.files.push(NodeFile::new(
-                    format!("/{}", rest.display()),
-                    f.contents.to_vec(),
-                    mode,
-                ));
-            }
-        }
-        if role == Role::ControlPlane {
-            let cp = control_plane(spec, node, &layout)?;
-            control_planes.push((n.to_owned(), cp.clone()));
-            let names = [
-                "etcd",
-                "kube-apiserver",
-                "kube-controller-manager",
-                "kube-scheduler",
-            ];
-            for (pod, name) in cp.pods.iter().zip(names) {
-                b.files.push(NodeFile::new(
-                    format!("/etc/kubernetes/manifests/{name}.yaml"),
-                    yaml(name, pod)?,
-                    SECRET_MODE,
-                ));
-            }
-            for (path, contents) in &apiserver_files {
-                b.files
-                    .push(NodeFile::new(*path, contents.as_bytes(), SECRET_MODE));
-            }
-            let local = spec.local_api_url(node);
-            let mut f = kubeconfig(
-                &format!("{n}/controller-manager"),
-                "system:kube-controller-manager",
-                &local,
-            )?;
-            f.path = "/etc/kubernetes/controller-manager.conf".into();
-            b.files.push(f);
-            let mut f = kubeconfig(&format!("{n}/scheduler"), "system:kube-scheduler", &local)?;
-            f.path = "/etc/kubernetes/scheduler.conf".into();
-            b.files.push(f);
-            let mut f = kubeconfig("admin", "kubernetes-admin", &endpoint)?;
-            f.path = "/etc/kubernetes/admin.conf".into();
-            b.files.push(f);
-            for (name, binary, flags, after) in [
-                ("etcd", "etcd", &cp.etcd, vec!["network-online.target"]),
-                (
-                    "kube-apiserver",
-                    "kube-apiserver",
-                    &cp.apiserver,
-                    vec!["network-online.target", "frankenetes-etcd.service"],
-                ),
-                (
-                    "kube-controller-manager",
-                    "kube-controller-manager",
-                    &cp.controller_manager,
-                    vec!["frankenetes-kube-apiserver.service"],
-                ),
-                (
-                    "kube-scheduler",
-                    "kube-scheduler",
-                    &cp.scheduler,
-                    vec!["frankenetes-kube-apiserver.service"],
-                ),
-            ] {
-                let mut argv = vec![format!("/usr/local/bin/{binary}")];
-                argv.extend(flags.args());
-                b.units.push(Unit::service(
-                    &format!("frankenetes-{name}.service"),
-                    &format!("{name} as a plain process (instead of the kubelet's static pod)"),
-                    &argv,
-                    false,
-                    &after,
-                ));
-            }
-        }
-        // The kubelet: on control-plane nodes it talks to the local apiserver (kubeadm's
-        // ControlPlaneKubeletLocalMode, on by default since 1.33), elsewhere to the endpoint.
-        let kubelet_server = if role == Role::ControlPlane {
-            spec.local_api_url(node)
-        } else {
-            endpoint.clone()
-        };
-        let mut f = kubeconfig(
-            &format!("{n}/kubelet-client"),
-            &format!("system:node:{n}"),
-            &kubelet_server,
-        )?;
-        f.path = "/etc/kubernetes/kubelet.conf".into();
-        b.files.push(f);
-        let mut f = kubeconfig("kube-proxy", "system:kube-proxy", &endpoint)?;
-        f.path = "/var/lib/kube-proxy/kubeconfig.conf".into();
-        b.files.push(f);
-        b.files.push(NodeFile::new(
-            "/var/lib/kubelet/config.yaml",
-            kubelet_config.clone(),
-            frankenetes_bundle::fs::PUBLIC_MODE,
-        ));
-        let kf = flags::kubelet(node, &layout);
-        kf.check(&kubelet_inventory, "kubelet flags", &Default::default())?;
-        let mut argv = vec!["/usr/bin/kubelet".to_owned()];
-        argv.extend(kf.args());
-        b.units.push(Unit::service(
-            "kubelet.service",
-            "kubelet: the Kubernetes node agent",
-            &argv,
-            true,
-            &["containerd.service"],
-        ));
-        let public = frankenetes_bundle::fs::PUBLIC_MODE;
-        b.files
-            .push(NodeFile::new("/etc/hostname", format!("{n}\n"), public));
-        b.files
-            .push(NodeFile::new("/etc/hosts", hosts(node, role), public));
-        b.files.push(NodeFile::new(
-            "/etc/sysctl.d/90-kubernetes.conf",
-            format!("# Written by frankenetes: pods' traffic is routed and bridged through this node.\nnet.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\nnet.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\n# The kubelet runs with protectKernelDefaults: it checks these and will not change them.\n{}", kubelet::PROTECTED_KERNEL_TUNABLES),
-            public,
-        ));
-        b.files.push(NodeFile::new(
-            "/etc/modules-load.d/kubernetes.conf",
-            "# Written by frankenetes.\noverlay\nbr_netfilter\n",
-            public,
-        ));
-        b.files.sort_by(|x, y| x.path.cmp(&y.path));
-        for u in &b.units {
-            u.check()?;
+        let (b, cp) = nodes::bundle(&shared, node, role)?;
+        if let Some(cp) = cp {
+            control_planes.push((b.name.clone(), cp));
         }
         nodes.push(b);
     }

@@ -63,7 +63,7 @@ pub use images::{DEFAULT_IMAGE_REPOSITORY, EtcdRelease, Image, ImageRef, RELEASE
 pub use names::{ClusterName, DnsName, NameError, NodeName};
 pub use net::{Cidr, San, kubeadm_san_order};
 pub use pki_settings::{CaMode, KeyAlgorithm, PkiSettings};
-pub use scalar::{Endpoint, GoDuration, Host, KubernetesVersion, ValueError, host_port};
+pub use scalar::{Arch, Endpoint, GoDuration, Host, KubernetesVersion, ValueError, host_port};
 pub use security::SecuritySpec;
 pub use ssh::{SshPublicKey, SshSpec};
 pub use validate::{FieldError, Warning};

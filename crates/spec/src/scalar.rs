@@ -343,6 +343,67 @@ pub fn host_port(ip: IpAddr, port: u16) -> String {
     Endpoint::ip(ip, port).to_string()
 }
 
+/// A CPU architecture the Kubernetes project publishes Linux binaries for, by its name in
+/// their download paths (`https://dl.k8s.io/release/<version>/bin/linux/<arch>/...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[non_exhaustive]
+pub enum Arch {
+    /// x86-64 (`amd64`).
+    #[default]
+    Amd64,
+    /// 64-bit ARM (`arm64`).
+    Arm64,
+}
+
+impl Arch {
+    /// Every architecture.
+    pub const ALL: [Arch; 2] = [Arch::Amd64, Arch::Arm64];
+
+    /// The name in Kubernetes' download paths: `amd64`, `arm64`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Arch::Amd64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// The architecture Rust calls `arch` (`x86_64`, `aarch64`: `std::env::consts::ARCH`).
+    pub fn from_rust_arch(arch: &str) -> Option<Arch> {
+        match arch {
+            "x86_64" => Some(Arch::Amd64),
+            "aarch64" => Some(Arch::Arm64),
+            _ => None,
+        }
+    }
+
+    /// This machine's architecture, when Kubernetes publishes binaries for it.
+    pub fn host() -> Option<Arch> {
+        Arch::from_rust_arch(std::env::consts::ARCH)
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Arch {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Arch::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                value_err(
+                    s,
+                    "is not an architecture Kubernetes publishes binaries for (amd64, arm64)",
+                )
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,7 +66,7 @@ impl Search {
                 .map(|p| std::env::split_paths(&p).collect())
                 .unwrap_or_default(),
             cache: Some(cache.clone()),
-            arch: Arch::host().ok(),
+            arch: Arch::host(),
         }
     }
 

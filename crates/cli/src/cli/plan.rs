@@ -23,6 +23,15 @@ pub(crate) struct RenderArgs {
     /// Replace leaf certificates that no longer match the spec (CAs are never replaced).
     #[arg(long)]
     renew: bool,
+    /// The nodes' CPU architecture: each `nodes/<name>.ign` downloads the official kubelet
+    /// (kubeadm on workers, kubectl on the first control plane) for it, pinned by SHA-256:
+    /// amd64 or arm64.
+    #[arg(long, value_name = "ARCH", default_value = "amd64")]
+    arch: frankenetes::spec::Arch,
+    /// The machines have the Kubernetes binaries in /usr/local/bin already: the Ignition
+    /// configs download nothing (and any version renders, known hashes or not).
+    #[arg(long)]
+    preinstalled_binaries: bool,
 }
 
 /// What `plan -o json|yaml` prints.
@@ -232,11 +241,17 @@ pub(crate) fn render(a: &RenderArgs) -> CmdResult {
     let file = a.spec.file.display().to_string();
     let out = a.out.clone().unwrap_or_else(|| l.bundle());
     // Everything that can be refused is refused before a key is made or a file written.
-    frankenetes::manifests::check(&l.spec).ctx(file.clone())?;
+    let binaries = if a.preinstalled_binaries {
+        frankenetes::manifests::Binaries::Preinstalled
+    } else {
+        frankenetes::manifests::Binaries::download(a.arch)
+    };
+    let opts = frankenetes::manifests::RenderOptions::default().binaries(binaries);
+    frankenetes::manifests::check_opts(&l.spec, &opts).ctx(file.clone())?;
     let _lock = frankenetes::bundle::lock::DirLock::acquire(&out, "render", None)?;
     frankenetes::bundle::fs::remove_stale_temps(&out)?;
     let (pki, outcome) = super::pki::sync(&l.spec, &out, &SyncOptions::default().renew(a.renew))?;
-    let rendered = frankenetes::manifests::render(&l.spec, &pki).ctx(file.clone())?;
+    let rendered = frankenetes::manifests::render_opts(&l.spec, &pki, &opts).ctx(file.clone())?;
     let report = rendered
         .write(&out)
         .ctx(format!("cannot write the bundles in {}", out.display()))?;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use frankenetes_manifests::{Rendered, render};
+use frankenetes_manifests::Rendered;
 use frankenetes_pki::{PkiPlan, SyncOptions, sync};
 use frankenetes_spec::ClusterSpec;
 
@@ -35,7 +35,20 @@ pub fn render_to_dir(spec: &ClusterSpec) -> (tempfile::TempDir, Rendered) {
     let dir = tempfile::tempdir().unwrap();
     let plan = PkiPlan::from(spec).at(time::macros::datetime!(2026-01-01 00:00 UTC));
     let (pki, _) = sync(&plan, dir.path(), SyncOptions::default()).unwrap();
-    let rendered = render(spec, &pki).unwrap();
+    // Versions whose official hashes this release does not carry render for machines that
+    // have the binaries (the hashes would be the caller's input).
+    let known = frankenetes_manifests::BinarySource::official(
+        &spec.kubernetes_version,
+        frankenetes_spec::Arch::Amd64,
+        frankenetes_manifests::NodeBinary::Kubelet,
+    )
+    .is_some();
+    let opts = frankenetes_manifests::RenderOptions::default().binaries(if known {
+        frankenetes_manifests::Binaries::default()
+    } else {
+        frankenetes_manifests::Binaries::Preinstalled
+    });
+    let rendered = frankenetes_manifests::render_opts(spec, &pki, &opts).unwrap();
     rendered.write(dir.path()).unwrap();
     (dir, rendered)
 }
