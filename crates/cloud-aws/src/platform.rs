@@ -179,6 +179,10 @@ impl Platform for AwsPlatform {
         out.vpn_endpoint = Some(r.wireguard_endpoint.to_string());
         out.values
             .push(("gateway public IP".into(), r.gateway_public_ip.to_string()));
+        out.values.push((
+            "ssh to a node".into(),
+            format!("ssh -J core@{} core@<node IP>", r.gateway_public_ip),
+        ));
         if let Some(dns) = &r.load_balancer_dns {
             out.values.push(("API load balancer".into(), dns.clone()));
         }

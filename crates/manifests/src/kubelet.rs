@@ -33,7 +33,10 @@ pub struct KubeletConfiguration {
     /// `/run/systemd/resolve/resolv.conf` where it runs, as on Fedora CoreOS, whose
     /// `/etc/resolv.conf` names the 127.0.0.53 stub, which pods cannot reach and which makes
     /// CoreDNS forward to itself; `/etc/resolv.conf` elsewhere), as kubeadm's detection does.
-    pub resolv_conf: String,
+    /// `None` in the cluster-wide `kubelet-config` ConfigMap: a node `kubeadm join`ed by hand
+    /// has no such unit, and kubeadm detects its resolver when the field is unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolv_conf: Option<String>,
     /// Rotate the client certificate through the CSR API before it expires.
     pub rotate_certificates: bool,
     /// Local health endpoint address.
@@ -162,7 +165,7 @@ impl KubeletConfiguration {
             cluster_domain: spec.network.dns_domain.to_string(),
             container_runtime_endpoint: format!("unix://{CONTAINERD_SOCKET}"),
             static_pod_path: "/etc/kubernetes/manifests".into(),
-            resolv_conf: RESOLV_CONF.into(),
+            resolv_conf: Some(RESOLV_CONF.into()),
             rotate_certificates: true,
             healthz_bind_address: "127.0.0.1".into(),
             healthz_port: 10248,

@@ -26,7 +26,20 @@ fn every_rendered_file_is_reviewed() {
         for f in &node.files {
             let name = format!("{}{}", node.name, f.path.replace('/', "__"));
             let text = std::str::from_utf8(&f.contents).unwrap();
-            if f.path.ends_with("/pki/encryption-config.yaml") {
+            if let Some(file) = f
+                .path
+                .strip_prefix(frankenetes_manifests::provision::ADDONS_ON_NODE)
+            {
+                // The day-one files, as the operator gets them (reviewed in tests/addons.rs).
+                let cluster = std::path::Path::new(frankenetes_manifests::addons::ADDONS_DIR)
+                    .join(file.trim_start_matches('/'));
+                let (_, same) = rendered
+                    .cluster_files
+                    .iter()
+                    .find(|(p, _)| *p == cluster)
+                    .unwrap_or_else(|| panic!("{}: no {}", f.path, cluster.display()));
+                assert_eq!(same.contents, f.contents, "{}", f.path);
+            } else if f.path.ends_with("/pki/encryption-config.yaml") {
                 // Holds the Secrets key: snapshot its shape with the keys redacted.
                 let cfg: frankenetes_pki::encryption::EncryptionConfiguration =
                     serde_norway::from_slice(&f.contents).unwrap();

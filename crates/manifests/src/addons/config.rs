@@ -387,9 +387,13 @@ pub fn cluster_configuration(spec: &ClusterSpec) -> Result<ClusterConfiguration,
 pub(super) fn config_maps(spec: &ClusterSpec) -> Result<Vec<Object>, Error> {
     const FILE: &str = "kubeadm-config.yaml";
     let cc = crate::yaml("ClusterConfiguration", &cluster_configuration(spec)?)?;
+    // Without our resolver link: the ConfigMap is for nodes that `kubeadm join` by hand.
     let kc = crate::yaml(
         "KubeletConfiguration",
-        &crate::kubelet::KubeletConfiguration::for_spec(spec),
+        &crate::kubelet::KubeletConfiguration {
+            resolv_conf: None,
+            ..crate::kubelet::KubeletConfiguration::for_spec(spec)
+        },
     )?;
     let cm = |name: &str, key: &str, text: String| ConfigMap {
         metadata: meta(name, Some("kube-system"), &[]),
