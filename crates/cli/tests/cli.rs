@@ -338,3 +338,90 @@ fn plan_warns_about_each_relaxation() {
         "{err}"
     );
 }
+
+/// `render` for Fedora CoreOS machines: each `.ign` downloads the official binaries of the
+/// spec's version for `--arch`, pinned by SHA-256; a version whose hashes this release does not
+/// carry is refused before anything is written, unless the machines have the binaries.
+#[test]
+fn render_pins_the_node_binaries_or_refuses_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let init = bin(&["init", "--workers", "1"], d);
+    assert!(init.status.success());
+    let spec = String::from_utf8_lossy(&init.stdout).into_owned();
+    let version = spec
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("kubernetesVersion: "))
+        .unwrap()
+        .to_owned();
+    std::fs::write(d.join("cluster.yaml"), &spec).unwrap();
+    let o = bin(
+        &[
+            "render",
+            "-f",
+            "cluster.yaml",
+            "-o",
+            "arm",
+            "--arch",
+            "arm64",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let ign: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("arm/nodes/worker-01.ign")).unwrap()).unwrap();
+    let downloads: Vec<(String, String)> = ign["storage"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["contents"]["verification"]["hash"].is_string())
+        .map(|f| {
+            (
+                f["contents"]["source"].as_str().unwrap().to_owned(),
+                f["contents"]["verification"]["hash"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = downloads.iter().map(|(u, _)| u.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("https://dl.k8s.io/release/{version}/bin/linux/arm64/kubelet"),
+            format!("https://dl.k8s.io/release/{version}/bin/linux/arm64/kubeadm"),
+        ],
+        "{downloads:?}"
+    );
+    assert!(
+        downloads
+            .iter()
+            .all(|(_, h)| h.len() == 7 + 64 && h.starts_with("sha256-"))
+    );
+
+    let unknown = spec.replace(&version, "v1.37.0");
+    std::fs::write(d.join("unknown.yaml"), unknown).unwrap();
+    let o = bin(&["render", "-f", "unknown.yaml", "-o", "out"], d);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("spec.kubernetesVersion") && text(&o).contains("kubelet v1.37.0"),
+        "{}",
+        text(&o)
+    );
+    assert!(!d.join("out").exists(), "nothing is written on bad input");
+    let o = bin(
+        &[
+            "render",
+            "-f",
+            "unknown.yaml",
+            "-o",
+            "out",
+            "--preinstalled-binaries",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let ign = std::fs::read_to_string(d.join("out/nodes/worker-01.ign")).unwrap();
+    assert!(!ign.contains("dl.k8s.io"), "{ign}");
+}

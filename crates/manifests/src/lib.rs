@@ -104,7 +104,7 @@ pub enum Error {
     },
     /// No SHA-256 is known for a binary the nodes download.
     #[error(
-        "spec.kubernetesVersion: frankenetes knows no official SHA-256 of {binary} {version} for linux/{arch} (it knows {known}); give the binaries' sources as a render input (their hashes are published at {url}.sha256), or use a version it knows"
+        "spec.kubernetesVersion: frankenetes knows no official SHA-256 of {binary} {version} for linux/{arch} (it knows {known}): use a version it knows, or give the hashes (published at {url}.sha256) as `RenderOptions::binaries`; for machines that have the binaries already, render without downloads (`frankenetes render --preinstalled-binaries`)"
     )]
     NoBinaryHash {
         /// `kubelet`, `kubeadm`, `kubectl`.
