@@ -217,3 +217,42 @@ impl Platform for AwsPlatform {
         Ok(audit.leftovers.iter().map(resource).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn platform(instance_type: &str) -> AwsPlatform {
+        let yaml = format!(
+            r#"
+apiVersion: frankenetes.dev/v1alpha1
+kind: Cluster
+metadata: {{ name: kubelius }}
+spec:
+  kubernetesVersion: v1.35.0
+  controlPlane: [{{ name: control-01, ip: 10.10.16.11 }}]
+  gateway: {{ ip: 10.10.31.10, privateCIDR: 10.10.16.0/20 }}
+  backend:
+    aws: {{ region: eu-west-3, instanceType: {instance_type} }}
+"#
+        );
+        let spec = ClusterSpec::from_yaml(&yaml).unwrap().spec;
+        AwsPlatform::from_lab(Lab::offline(&spec).unwrap())
+    }
+
+    /// Stock Fedora CoreOS has no kubelet: the nodes download it for the instance type's
+    /// architecture (Graviton types are arm64, also those the price table lacks).
+    #[test]
+    fn nodes_download_binaries_for_the_instance_types_architecture() {
+        for (t, arch) in [
+            ("t3a.small", "amd64"),
+            ("m6i.large", "amd64"),
+            ("t4g.small", "arm64"),
+            ("c7gn.large", "arm64"),
+        ] {
+            assert_eq!(platform(t).node_binaries_arch(), Some(arch), "{t}");
+        }
+    }
+}
