@@ -40,6 +40,8 @@ pub(crate) struct Inputs<'a> {
     /// Write the PKI and bundles (`up`), or make everything in memory with throwaway keys
     /// (`plan`: nothing is written).
     pub write: bool,
+    /// Leaves ending within this window are renewed.
+    pub renew_window: std::time::Duration,
     pub events: &'a (dyn Fn(&Event) + Send + Sync),
 }
 
@@ -79,8 +81,18 @@ pub(crate) fn prepare(inp: &Inputs<'_>, platform: &dyn Platform) -> Result<Prepa
     opts.binaries.check(spec)?;
     let pki = if inp.write {
         frankenetes_bundle::fs::remove_stale_temps(inp.out.root())?;
-        let (pki, r) =
-            frankenetes_pki::sync(&PkiPlan::from(spec), inp.out.root(), SyncOptions::default())?;
+        let (pki, r) = frankenetes_pki::sync(
+            &PkiPlan::from(spec),
+            inp.out.root(),
+            SyncOptions::default().renew_within(Some(inp.renew_window)),
+        )?;
+        for (file, why) in r
+            .replaced
+            .iter()
+            .filter(|(f, _)| f.extension().is_some_and(|e| e == "crt"))
+        {
+            (inp.events)(&Event::Info(format!("renewed {} ({why})", file.display())));
+        }
         for s in &r.stale {
             (inp.events)(&Event::Warning(format!(
                 "{} no longer matches the spec ({}); `frankenetes pki --renew` replaces it",

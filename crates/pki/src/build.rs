@@ -409,13 +409,19 @@ fn plan_leaves(
                     .iter()
                     .find(|(s, _)| s.id == leaf.issuer)
                     .and_then(|(_, p)| p.der());
-                let reasons = leaf_problems(plan, leaf, &ders, &key.0, issuer);
+                let mut reasons = leaf_problems(plan, leaf, &ders, &key.0, issuer);
+                let expiring = opts.renew_within.and_then(|w| expiring(plan, &ders[0], w));
                 let keep = LeafPlan::Keep {
                     der: ders[0].clone(),
                     pem,
                     key,
                 };
-                if reasons.is_empty() {
+                if let Some(why) = expiring {
+                    if !reasons.iter().any(|r| r.starts_with("expired on")) {
+                        reasons.push(why);
+                    }
+                    issue(None, Some(reasons.join("; ")))
+                } else if reasons.is_empty() {
                     keep
                 } else if opts.renew {
                     issue(None, Some(reasons.join("; ")))
@@ -439,6 +445,29 @@ fn plan_leaves(
         out.push((leaf.clone(), p));
     }
     Ok(out)
+}
+
+/// Why a leaf is renewed by [`SyncOptions::renew_within`]: it ends within `window` of the
+/// plan's clock, the window capped at half the planned validity.
+fn expiring(plan: &PkiPlan, der: &[u8], window: std::time::Duration) -> Option<String> {
+    let info = x509::parse(der).ok()?;
+    let half = plan.cert_validity / 2;
+    let window = time::Duration::try_from(window)
+        .unwrap_or(time::Duration::MAX)
+        .min(time::Duration::try_from(half).unwrap_or(time::Duration::MAX));
+    if info.not_after <= plan.now {
+        Some(format!(
+            "expired on {}",
+            crate::report::format_time(info.not_after)
+        ))
+    } else if info.not_after <= plan.now + window {
+        Some(format!(
+            "expires on {}, within the renewal window",
+            crate::report::format_time(info.not_after)
+        ))
+    } else {
+        None
+    }
 }
 
 /// Step 4: the new keys, made all at once (on every core for RSA).

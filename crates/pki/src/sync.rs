@@ -69,6 +69,11 @@ pub struct SyncOptions {
     /// Narrow loose modes of existing secrets to 0600 and of the operator's CA directories to
     /// 0700 (without it they are only reported in [`SyncReport::loose_modes`]).
     pub fix_modes: bool,
+    /// Replace leaves that end within this window of the plan's clock (expired ones too),
+    /// even without [`SyncOptions::renew`]: what `up` does so that no certificate expires
+    /// unnoticed. The window is capped at half the planned validity, so a short validity
+    /// (`certValidity: 240h` in a lab) is not renewed on every run.
+    pub renew_within: Option<std::time::Duration>,
 }
 
 impl SyncOptions {
@@ -83,6 +88,13 @@ impl SyncOptions {
     #[must_use]
     pub fn fix_modes(mut self, fix: bool) -> Self {
         self.fix_modes = fix;
+        self
+    }
+
+    /// Sets [`SyncOptions::renew_within`].
+    #[must_use]
+    pub fn renew_within(mut self, window: Option<std::time::Duration>) -> Self {
+        self.renew_within = window;
         self
     }
 }

@@ -438,3 +438,87 @@ fn debug_output_never_contains_key_material() {
     let body: String = key.lines().nth(1).unwrap().chars().take(40).collect();
     assert!(!dbg.contains(&body));
 }
+
+/// `renew_within` (what `up` uses): leaves ending inside the window are re-issued without
+/// `renew`, with the reason; CAs and the leaves outside it stay byte for byte; the window is
+/// capped at half the validity, so a run right after renews nothing; and `openssl verify`
+/// accepts the new leaves against the unchanged CA.
+#[test]
+fn leaves_inside_the_renewal_window_are_renewed_and_cas_kept() {
+    let window = std::time::Duration::from_secs(30 * 24 * 3600);
+    let (dir, p) = fresh("kubeadm");
+    let before = common::snapshot_tree(dir.path());
+    // 20 days before the leaves end (validity: one year).
+    let later = p.clone().at(p.now + time::Duration::days(345));
+    let (_, report) = sync(
+        &later,
+        dir.path(),
+        SyncOptions::default().renew_within(Some(window)),
+    )
+    .unwrap();
+    assert!(report.stale.is_empty(), "{:?}", report.stale);
+    let crts: Vec<_> = report
+        .replaced
+        .iter()
+        .filter(|(f, _)| f.extension().is_some_and(|e| e == "crt"))
+        .collect();
+    assert_eq!(crts.len(), later.leaves.len(), "{:?}", report.replaced);
+    assert!(
+        crts.iter()
+            .all(|(_, why)| why.contains("within the renewal window")),
+        "{crts:?}"
+    );
+    let after = common::snapshot_tree(dir.path());
+    let is_ca = |p: &Path| {
+        p.file_name().is_some_and(|n| {
+            n.to_string_lossy().ends_with("ca.crt") || n.to_string_lossy().ends_with("ca.key")
+        })
+    };
+    let cas: Vec<_> = before.iter().filter(|(p, _, _)| is_ca(p)).collect();
+    assert!(cas.len() >= 6, "{}", cas.len());
+    for (path, bytes, _) in cas {
+        let now = after.iter().find(|(q, _, _)| q == path).unwrap();
+        assert_eq!(&now.1, bytes, "{} changed", path.display());
+    }
+    let (leaf, _, _) = after
+        .iter()
+        .find(|(p, _, _)| p.ends_with("etc/kubernetes/pki/apiserver.crt"))
+        .unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["verify", "-attime"])
+        .arg((later.now.unix_timestamp() + 300 * 24 * 3600).to_string())
+        .arg("-CAfile")
+        .arg(dir.path().join("cluster/pki/ca.crt"))
+        .arg(dir.path().join(leaf))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // Renewed: a second run at the same time renews nothing.
+    let (_, again) = sync(
+        &later,
+        dir.path(),
+        SyncOptions::default().renew_within(Some(window)),
+    )
+    .unwrap();
+    assert!(again.replaced.is_empty(), "{:?}", again.replaced);
+
+    // A validity shorter than the window is renewed at half its life, not on every run.
+    let mut short = plan("kubeadm");
+    short.cert_validity = std::time::Duration::from_secs(10 * 24 * 3600);
+    let d2 = tempfile::tempdir().unwrap();
+    sync(&short, d2.path(), SyncOptions::default()).unwrap();
+    let (_, r) = sync(
+        &short.clone().at(short.now + time::Duration::days(2)),
+        d2.path(),
+        SyncOptions::default().renew_within(Some(window)),
+    )
+    .unwrap();
+    assert!(r.replaced.is_empty(), "{:?}", r.replaced);
+    let (_, r) = sync(
+        &short.clone().at(short.now + time::Duration::days(6)),
+        d2.path(),
+        SyncOptions::default().renew_within(Some(window)),
+    )
+    .unwrap();
+    assert!(!r.replaced.is_empty());
+}

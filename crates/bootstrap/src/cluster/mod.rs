@@ -35,6 +35,10 @@ pub struct Options {
     pub addons: frankenetes_manifests::AddonOptions,
     /// How long to wait for another command's lock on the directory (default: not at all).
     pub lock_timeout: Option<Duration>,
+    /// Certificates ending within this window are renewed by `up` (leaves, kubeconfigs with
+    /// them) and reported by `status` (CAs: with the steps to rotate one). Default: 30 days
+    /// ([`frankenetes_pki::expiry::WARNING_WINDOW`]).
+    pub renew_window: Duration,
 }
 
 impl fmt::Debug for Options {
@@ -44,6 +48,7 @@ impl fmt::Debug for Options {
             .field("gate_timeout", &self.gate_timeout)
             .field("addons", &self.addons)
             .field("lock_timeout", &self.lock_timeout)
+            .field("renew_window", &self.renew_window)
             .finish()
     }
 }
@@ -57,7 +62,15 @@ impl Options {
             events: Arc::new(|e| tracing::info!(event = %e, "progress")),
             addons: frankenetes_manifests::AddonOptions::default(),
             lock_timeout: None,
+            renew_window: frankenetes_pki::expiry::WARNING_WINDOW,
         }
+    }
+
+    /// The certificate renewal and warning window.
+    #[must_use]
+    pub fn renew_window(mut self, d: Duration) -> Self {
+        self.renew_window = d;
+        self
     }
 
     /// Which day-one objects to render and apply.
@@ -207,6 +220,7 @@ impl<P: Platform> Cluster<P> {
                 data_root: &data_root,
                 addons: &self.opts.addons,
                 write,
+                renew_window: self.opts.renew_window,
                 events: &events,
             },
             &self.platform,

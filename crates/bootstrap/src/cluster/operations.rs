@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// A CA this close to its end is reported: rotating one takes planning.
+const CA_WARNING_WINDOW: Duration = Duration::from_secs(365 * 24 * 3600);
+
 impl<P: Platform> Cluster<P> {
     /// Each unit's and resource's state, and the cluster's health where it can be checked
     /// from here. Read-only; every check is bounded.
@@ -17,7 +20,10 @@ impl<P: Platform> Cluster<P> {
             exists: !resources.is_empty(),
             rows: Vec::new(),
             problems: Vec::new(),
+            warnings: Vec::new(),
+            certificates: Vec::new(),
         };
+        self.certificate_status(&mut report)?;
         if !report.exists {
             report.problems.push(format!(
                 "cluster {} has nothing on {}: run `frankenetes up`",
@@ -110,6 +116,50 @@ impl<P: Platform> Cluster<P> {
         }
         report.problems.dedup();
         Ok(report)
+    }
+
+    /// The certificates' ends, from the bundle (nothing when there is none): an expired one is
+    /// a problem, one inside the renewal window a warning (`up` renews it), a CA within a
+    /// year of its end a warning with the steps to rotate it.
+    fn certificate_status(&self, report: &mut StatusReport) -> Result<(), Error> {
+        let root = self.bundle().root().to_path_buf();
+        if !root.join("cluster").is_dir() {
+            return Ok(());
+        }
+        let leaves = frankenetes_pki::expiry::leaf_expiries(&root)?;
+        let cas = frankenetes_pki::expiry::ca_expiries(&root)?;
+        let now = time::OffsetDateTime::now_utc();
+        for e in &leaves {
+            if let Some(w) = e.warning(now, self.opts.renew_window) {
+                if e.not_after <= now {
+                    report
+                        .problems
+                        .push(format!("{w}: `frankenetes up` renews it"));
+                } else {
+                    report
+                        .warnings
+                        .push(format!("{w}: `frankenetes up` renews it"));
+                }
+            }
+        }
+        for e in &cas {
+            if let Some(w) = e.warning(now, CA_WARNING_WINDOW.max(self.opts.renew_window)) {
+                let line = format!(
+                    "CA {w}: a CA is not renewed in place; rotate it as {} describes",
+                    frankenetes_pki::expiry::CA_ROTATION_DOC
+                );
+                if e.not_after <= now {
+                    report.problems.push(line);
+                } else {
+                    report.warnings.push(line);
+                }
+            }
+        }
+        report.certificates = leaves;
+        report
+            .certificates
+            .extend(cas.into_iter().filter(|c| c.node.is_none()));
+        Ok(())
     }
 
     /// Deletes everything the cluster has on the platform (data, PKI and bundles in the

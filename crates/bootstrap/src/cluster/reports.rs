@@ -79,6 +79,12 @@ pub struct StatusReport {
     pub rows: Vec<StatusRow>,
     /// Every problem found, one sentence each; empty when healthy.
     pub problems: Vec<String>,
+    /// What needs attention soon but is not wrong yet (a certificate inside the renewal
+    /// window, a CA within a year of its end).
+    pub warnings: Vec<String>,
+    /// The earliest-ending certificate of the operator's files and of each node, then each
+    /// CA (read from the cluster directory's bundle).
+    pub certificates: Vec<frankenetes_pki::expiry::Expiry>,
 }
 
 impl StatusReport {
@@ -110,6 +116,36 @@ impl StatusReport {
                 "cluster {} has nothing on {} (run `frankenetes up`)",
                 self.cluster, self.backend
             );
+        }
+        if !self.certificates.is_empty() {
+            let now = time::OffsetDateTime::now_utc();
+            let _ = writeln!(
+                out,
+                "\n{:<36} {:<24} {}",
+                "CERTIFICATES", "ENDS", "FIRST TO END"
+            );
+            for c in &self.certificates {
+                let whose = match (&c.node, c.name.starts_with("ca") || c.name.contains("-ca")) {
+                    (Some(n), _) => n.clone(),
+                    (None, true) => format!("CA {}", c.name),
+                    (None, false) => "operator".into(),
+                };
+                let left = if c.not_after <= now {
+                    "expired".to_owned()
+                } else {
+                    format!("{}d left", (c.not_after - now).whole_days())
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<36} {:<24} {}",
+                    whose,
+                    format!("{} ({left})", c.not_after.date()),
+                    c.path.display()
+                );
+            }
+        }
+        for w in &self.warnings {
+            let _ = writeln!(out, "warning: {w}");
         }
         for p in &self.problems {
             let _ = writeln!(out, "problem: {p}");
