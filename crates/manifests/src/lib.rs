@@ -514,7 +514,7 @@ pub fn render_opts(spec: &ClusterSpec, pki: &Pki, opts: &RenderOptions) -> Resul
         kubelet_config,
         kubelet_inventory,
         apiserver_files,
-        pki_files: pki.files(),
+        pki_files: nodes::pki_files_by_node(pki.files()),
         binaries: &opts.binaries,
         addons,
         super_admin_conf,

@@ -1,7 +1,7 @@
 //! One node's bundle: its PKI, kubeconfigs, static pods and bare-binary units (control
 //! planes), kubelet configuration, host files, and its provisioning ([`crate::provision`]).
 
-use std::path::Path;
+use std::collections::HashMap;
 
 use frankenetes_bundle::fs::{PUBLIC_MODE, SECRET_MODE};
 use frankenetes_pki::{OutputFile, Pki};
@@ -24,7 +24,8 @@ pub(crate) struct Shared<'a> {
     pub kubelet_inventory: Inventory,
     /// The apiserver's hardening files (path, contents).
     pub apiserver_files: Vec<(&'static str, String)>,
-    pub pki_files: Vec<OutputFile>,
+    /// Each node's PKI files (`nodes/<name>/...`), with their paths on the node.
+    pub pki_files: HashMap<String, Vec<NodeFile>>,
     pub binaries: &'a Binaries,
     pub addons: Vec<AddonFile>,
     pub super_admin_conf: NodeFile,
@@ -55,6 +56,27 @@ impl Shared<'_> {
     }
 }
 
+/// The PKI's files grouped by node, each at its path on the node (`nodes/<name>/etc/...` →
+/// `/etc/...`): one pass over the files, so a node's lookup does not scan every node's.
+pub(crate) fn pki_files_by_node(files: Vec<OutputFile>) -> HashMap<String, Vec<NodeFile>> {
+    let mut out: HashMap<String, Vec<NodeFile>> = HashMap::new();
+    for f in files {
+        let mut parts = f.path.components();
+        let (Some(first), Some(name)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if first.as_os_str() != "nodes" {
+            continue;
+        }
+        let mode = if f.secret { SECRET_MODE } else { PUBLIC_MODE };
+        let on_node = format!("/{}", parts.as_path().display());
+        out.entry(name.as_os_str().to_string_lossy().into_owned())
+            .or_default()
+            .push(NodeFile::new(on_node, f.contents.to_vec(), mode));
+    }
+    out
+}
+
 /// The bundle of one node, and (control planes) its command lines and static pods.
 pub(crate) fn bundle(
     sh: &Shared<'_>,
@@ -65,16 +87,8 @@ pub(crate) fn bundle(
     let n = node.name.as_str();
     let endpoint = spec.control_plane_url();
     let mut b = NodeBundle::new(n);
-    let prefix = Path::new("nodes").join(n);
-    for f in &sh.pki_files {
-        if let Ok(rest) = f.path.strip_prefix(&prefix) {
-            let mode = if f.secret { SECRET_MODE } else { PUBLIC_MODE };
-            b.files.push(NodeFile::new(
-                format!("/{}", rest.display()),
-                f.contents.to_vec(),
-                mode,
-            ));
-        }
+    if let Some(files) = sh.pki_files.get(n) {
+        b.files.extend(files.iter().cloned());
     }
     let cp = if role == Role::ControlPlane {
         let cp = control_plane(spec, node, &sh.layout)?;
