@@ -43,8 +43,8 @@ use std::path::PathBuf;
 use std::sync::Once;
 
 pub use cluster::{
-    Cluster, DownOptions, DownReport, Health, Options, PauseReport, ResumeOptions, StatusReport,
-    StatusRow, UpReport,
+    BACKUP_UNIT, BackupReport, BackupStatus, Cluster, DownOptions, DownReport, Health, Options,
+    PauseReport, ResumeOptions, StatusReport, StatusRow, UpReport,
 };
 pub use events::{Event, Phase};
 pub use frankenetes_bundle::lock::LockError;

@@ -79,7 +79,7 @@ async fn certificates_ending_soon_are_reported_and_renewed_while_etcd_serves() {
     }
     let dir = tempfile::tempdir().unwrap();
     let _guard = Guard(LocalBackend::new(dir.path().join("run")));
-    let spec = spec("daytwo", 101);
+    let spec = spec("daytwo", 81);
     let day = Duration::from_secs(24 * 3600);
     // A PKI issued 355 days ago: its leaves (one year) end in ten days.
     let quiet = cluster(&spec, dir.path(), day);
@@ -92,7 +92,7 @@ async fn certificates_ending_soon_are_reported_and_renewed_while_etcd_serves() {
         .root()
         .join("nodes/control-01/etc/kubernetes/pki/etcd/server.crt");
     let old_end = file_not_after(&server);
-    assert_eq!(served_not_after("127.0.0.101:2379"), old_end);
+    assert_eq!(served_not_after("127.0.0.81:2379"), old_end);
 
     // status, with the default 30-day window: a warning per node and for the operator's files,
     // naming the file and what to do; not a problem yet.
@@ -149,9 +149,9 @@ async fn certificates_ending_soon_are_reported_and_renewed_while_etcd_serves() {
     let new_end = file_not_after(&server);
     assert_ne!(new_end, old_end);
     for (node, addr) in [
-        ("control-01", "127.0.0.101:2379"),
-        ("control-02", "127.0.0.102:2380"),
-        ("control-03", "127.0.0.103:2379"),
+        ("control-01", "127.0.0.81:2379"),
+        ("control-02", "127.0.0.82:2380"),
+        ("control-03", "127.0.0.83:2379"),
     ] {
         let crt = if addr.ends_with("2380") {
             "peer"

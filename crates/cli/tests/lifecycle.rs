@@ -388,3 +388,116 @@ fn version_and_completion() {
         );
     }
 }
+
+/// Scheduled backups as a user sets them up: `spec.etcd.backup` every 2 s keeping 3; `up`
+/// starts the `etcd-backup` unit; exactly 3 backups remain, each passing `sha256sum -c` and
+/// etcd's own restore; one corrupted is reported by `status` (exit 1, naming it) and refused
+/// by `restore`; `down` stops the unit (no `backup --schedule` process left).
+#[test]
+fn scheduled_backups_keep_three_verified_and_report_a_corrupted_one() {
+    let (dir, _down) = cluster("backups", 201);
+    let d = dir.path();
+    let with_backup = format!(
+        "{}  etcd:\n    backup: {{ interval: 2s, keep: 3 }}\n",
+        spec("backups", 201)
+    );
+    std::fs::write(d.join("cluster.yaml"), with_backup).unwrap();
+    ok(&bin(&["up", "-f", "cluster.yaml"], d));
+    let backups = d.join(".frankenetes/backups/backups");
+    let list = || -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&backups)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "db"))
+            .collect();
+        v.sort();
+        v
+    };
+    // Five ticks or more: more taken than kept.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let first = loop {
+        if let Some(f) = list().first() {
+            break f.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no backup in {}",
+            backups.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    while list().contains(&first) || list().len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the oldest backup is never removed: {:?}",
+            list()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let kept = list();
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    for f in &kept {
+        let sum = std::fs::read_to_string(format!("{}.sha256", f.display())).unwrap();
+        let got = Command::new("sha256sum").arg(f).output().unwrap();
+        assert_eq!(
+            sum.split_whitespace().next(),
+            String::from_utf8_lossy(&got.stdout)
+                .split_whitespace()
+                .next(),
+            "{}",
+            f.display()
+        );
+        let scratch = tempfile::tempdir().unwrap();
+        let restored = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["snapshot", "restore"])
+            .arg(f)
+            .arg(format!("--data-dir={}", scratch.path().join("d").display()))
+            .output()
+            .unwrap();
+        assert!(restored.status.success(), "{}: {restored:?}", f.display());
+        let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", f.display());
+    }
+    let s = bin(&["status", "-f", "cluster.yaml"], d);
+    assert!(
+        text(&s).contains("BACKUPS") && text(&s).contains("verified"),
+        "{}",
+        text(&s)
+    );
+
+    // Corrupt one: status says so and exits 1; restore refuses it.
+    let bad = kept[1].clone();
+    let mut bytes = std::fs::read(&bad).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&bad, bytes).unwrap();
+    let s = bin(&["status", "-f", "cluster.yaml"], d);
+    assert_eq!(s.status.code(), Some(1), "{}", text(&s));
+    let name = bad.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        text(&s).contains(&name) && text(&s).contains("never used for a restore"),
+        "{}",
+        text(&s)
+    );
+    let r = bin(&["restore", "-f", "cluster.yaml", bad.to_str().unwrap()], d);
+    assert_ne!(r.status.code(), Some(0), "{}", text(&r));
+    assert!(text(&r).contains("SHA-256"), "{}", text(&r));
+
+    ok(&bin(&["down", "-f", "cluster.yaml"], d));
+    let spec_path = d.join("cluster.yaml").display().to_string();
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("--schedule") && c.contains(&spec_path))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "backup processes left after down: {left:?}"
+    );
+}

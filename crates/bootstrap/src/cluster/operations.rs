@@ -22,8 +22,10 @@ impl<P: Platform> Cluster<P> {
             problems: Vec::new(),
             warnings: Vec::new(),
             certificates: Vec::new(),
+            backups: None,
         };
         self.certificate_status(&mut report)?;
+        self.backup_status(&mut report)?;
         if !report.exists {
             report.problems.push(format!(
                 "cluster {} has nothing on {}: run `frankenetes up`",
@@ -212,7 +214,7 @@ impl<P: Platform> Cluster<P> {
         self.snapshot_to(file).await
     }
 
-    async fn snapshot_to(&self, file: &Path) -> Result<String, Error> {
+    pub(super) async fn snapshot_to(&self, file: &Path) -> Result<String, Error> {
         let (endpoints, auth) = self.etcd_access()?;
         let mut last = None;
         for ep in &endpoints {
@@ -240,7 +242,10 @@ impl<P: Platform> Cluster<P> {
 
     /// Fails with [`Error::NotUp`] unless some unit whose name starts with one of `prefixes`
     /// exists.
-    async fn require_up(&self, prefixes: &[&str]) -> Result<Vec<frankenetes_compute::Unit>, Error> {
+    pub(super) async fn require_up(
+        &self,
+        prefixes: &[&str],
+    ) -> Result<Vec<frankenetes_compute::Unit>, Error> {
         let units = self
             .platform
             .backend()

@@ -85,6 +85,8 @@ pub struct StatusReport {
     /// The earliest-ending certificate of the operator's files and of each node, then each
     /// CA (read from the cluster directory's bundle).
     pub certificates: Vec<frankenetes_pki::expiry::Expiry>,
+    /// The scheduled backups, when `spec.etcd.backup` is set.
+    pub backups: Option<super::BackupStatus>,
 }
 
 impl StatusReport {
@@ -119,11 +121,7 @@ impl StatusReport {
         }
         if !self.certificates.is_empty() {
             let now = time::OffsetDateTime::now_utc();
-            let _ = writeln!(
-                out,
-                "\n{:<36} {:<24} {}",
-                "CERTIFICATES", "ENDS", "FIRST TO END"
-            );
+            let _ = writeln!(out, "\n{:<36} {:<24} FIRST TO END", "CERTIFICATES", "ENDS");
             for c in &self.certificates {
                 let whose = match (&c.node, c.name.starts_with("ca") || c.name.contains("-ca")) {
                     (Some(n), _) => n.clone(),
@@ -143,6 +141,26 @@ impl StatusReport {
                     c.path.display()
                 );
             }
+        }
+        if let Some(b) = &self.backups {
+            let newest = match &b.newest {
+                Some((f, age)) => format!(
+                    "newest {} ({age}s old)",
+                    f.file_name().unwrap_or_default().to_string_lossy()
+                ),
+                None => "none yet".into(),
+            };
+            let _ = writeln!(
+                out,
+                "\nBACKUPS {}: {} verified, {newest}{}",
+                b.dir.display(),
+                b.verified,
+                if b.unusable.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} UNUSABLE", b.unusable.len())
+                }
+            );
         }
         for w in &self.warnings {
             let _ = writeln!(out, "warning: {w}");

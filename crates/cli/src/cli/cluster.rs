@@ -65,6 +65,39 @@ pub(crate) struct SnapshotArgs {
     pub snapshot: PathBuf,
 }
 
+/// Arguments of `backup`.
+#[derive(Debug, Args)]
+pub(crate) struct BackupArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Take one every spec.etcd.backup.interval until the cluster is gone (what `up` runs as
+    /// the etcd-backup unit when the spec has spec.etcd.backup).
+    #[arg(long)]
+    pub schedule: bool,
+}
+
+/// The command `up` runs as the backup unit: this program, `backup --schedule` on the same
+/// spec file (by its absolute path: the unit does not run where `up` was run).
+pub(crate) fn backup_command(a: &super::args::SpecArgs) -> Result<Vec<String>, CliError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::runtime(format!("cannot find this program's path: {e}")))?;
+    let spec = std::path::absolute(&a.file)
+        .map_err(|e| CliError::bad_input(format!("{}: {e}", a.file.display())))?;
+    let mut argv = vec![
+        exe.display().to_string(),
+        "backup".into(),
+        "--schedule".into(),
+        "-f".into(),
+        spec.display().to_string(),
+    ];
+    if let Some(dir) = &a.dir {
+        let dir = std::path::absolute(dir)
+            .map_err(|e| CliError::bad_input(format!("--dir {}: {e}", dir.display())))?;
+        argv.extend(["--dir".into(), dir.display().to_string()]);
+    }
+    Ok(argv)
+}
+
 /// The cluster on its platform, with progress on stderr.
 async fn cluster(
     a: &ClusterArgs,
@@ -84,6 +117,9 @@ async fn cluster(
         .lock_timeout(super::duration(a.lock_timeout));
     if let Some(t) = gate {
         opts = opts.gate_timeout(t.get());
+    }
+    if l.spec.etcd.backup.is_some() {
+        opts = opts.backup_command(Some(backup_command(&a.spec)?));
     }
     Ok(Cluster::new(l.spec.clone(), platform, opts))
 }
@@ -269,6 +305,24 @@ pub(crate) fn snapshot(a: &SnapshotArgs, verbose: u8) -> CmdResult {
         let c = cluster(&a.cluster, &l, None, verbose).await?;
         let sum = c.snapshot(&a.snapshot).await?;
         outln!("{} (sha256 {sum}, verified)", a.snapshot.display());
+        Ok(Outcome::Ok)
+    })
+}
+
+/// `frankenetes backup [--schedule]`.
+pub(crate) fn backup(a: &BackupArgs, verbose: u8) -> CmdResult {
+    let l = a.cluster.spec.load()?;
+    block_on("the backup being written was removed", async {
+        let c = cluster(&a.cluster, &l, None, verbose).await?;
+        if a.schedule {
+            c.backup_schedule().await?;
+            return Ok(Outcome::Ok);
+        }
+        let r = c.backup().await?;
+        outln!("{} (sha256 {}, verified)", r.file.display(), r.sha256);
+        for f in &r.removed {
+            outln!("removed {} (beyond spec.etcd.backup.keep)", f.display());
+        }
         Ok(Outcome::Ok)
     })
 }

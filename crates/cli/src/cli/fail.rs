@@ -29,6 +29,14 @@ impl CliError {
         }
     }
 
+    /// A failure of the run, not of the input (exit 1).
+    pub(crate) fn runtime(msg: impl fmt::Display) -> Self {
+        Self {
+            error: anyhow::anyhow!("{msg}"),
+            code: 1,
+        }
+    }
+
     /// Interrupted by Ctrl-C (exit 130).
     pub(crate) fn interrupted(what: &str) -> Self {
         Self {

@@ -134,6 +134,9 @@ enum Command {
     Snapshot(cluster::SnapshotArgs),
     /// Rebuild every etcd member from FILE (its checksum and integrity verified first).
     Restore(cluster::SnapshotArgs),
+    /// Take a backup now into the cluster directory's backups/ (spec.etcd.backup: where, how
+    /// many kept), verified; --schedule takes one every interval (what `up` runs).
+    Backup(cluster::BackupArgs),
     /// Bootstrap tokens for adding workers with stock `kubeadm join` (a running cluster).
     Token {
         #[command(subcommand)]
@@ -209,6 +212,7 @@ fn dispatch(cli: Cli) -> CmdResult {
         Command::Resume(a) => cluster::resume(&a, v),
         Command::Snapshot(a) => cluster::snapshot(&a, v),
         Command::Restore(a) => cluster::restore(&a, v),
+        Command::Backup(a) => cluster::backup(&a, v),
         Command::Token { cmd } => token::run(cmd),
         Command::Vpn { cmd } => vpn::run(cmd),
         Command::Kubeconfig(a) => kubeconfig::run(&a),

@@ -88,7 +88,11 @@ pub(crate) fn plan(a: &SpecArgs, format: Format) -> CmdResult {
         &l.dir,
         &frankenetes::PlatformOptions::default(),
     ))?;
-    let cluster = Cluster::new(l.spec.clone(), platform, Options::new(&l.dir));
+    let mut opts = Options::new(&l.dir);
+    if l.spec.etcd.backup.is_some() {
+        opts = opts.backup_command(Some(super::cluster::backup_command(a)?));
+    }
+    let cluster = Cluster::new(l.spec.clone(), platform, opts);
     cluster.validate().ctx(file.clone())?;
     let (prepared, pplan) = cluster.plan().ctx(file.clone())?;
     let spec = &l.spec;
