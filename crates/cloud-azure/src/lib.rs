@@ -27,14 +27,23 @@
 //! * the bearer token is only ever sent to the configured ARM origin: an operation URL or a
 //!   `nextLink` elsewhere is refused before any request is made;
 //! * storage keys are [`StorageKey`]s: never logged, redacted in `Debug`.
+//!
+//! Images: with no `spec.backend.azure.toolsImage`, every container of every group it renders
+//! (`up`, the restore chain `pause` leaves behind, the snapshot job) runs an image published
+//! by its own project, from the registries listed in [`images`]: `registry.k8s.io/`
+//! (Kubernetes, etcd), `docker.io/library/busybox:` (the shell steps) and
+//! `mcr.microsoft.com/oss/virtual-kubelet/` (virtual-kubelet). `etcdctl` and `etcdutl` run in
+//! the etcd image in exec form (no shell there); see [`images`] for the facts this relies on.
 
 #![deny(missing_docs)]
 
 mod arm;
 mod backend;
 pub mod body;
+mod etcd_steps;
 #[cfg(any(test, feature = "testing"))]
 mod fixtures;
+pub mod images;
 mod platform;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -53,7 +62,7 @@ pub use backend::{AciBackend, StorageAccountKeys};
 pub use body::{AZURE_TAG_KEY, StorageKey, container_group_body, unit_from_group};
 pub use frankenetes_compute::{BackendError, BackendErrorKind, ComputeBackend};
 pub use platform::AciPlatform;
-pub use topology::{AciOptions, AciPrices, AciRole, AciTopology};
+pub use topology::{AciOptions, AciPrices, AciRole, AciTopology, ClientSecret};
 
 /// The ACI api-version every call uses (latest stable).
 pub const ACI_API_VERSION: &str = "2026-05-01";

@@ -7,7 +7,7 @@ use frankenetes_compute::{
 use frankenetes_spec::ClusterSpec;
 
 use crate::AciBackend;
-use crate::topology::{AciOptions, AciRole, AciTopology, azure, topology};
+use crate::topology::{AciOptions, AciRole, AciTopology, ClientSecret, azure, topology};
 
 /// A cluster's control plane as ACI container groups: the file share for snapshots first,
 /// then the etcd groups, the apiservers, and the controller-manager, the scheduler and
@@ -23,13 +23,26 @@ pub struct AciPlatform {
 }
 
 impl AciPlatform {
-    /// The platform for an Azure spec.
+    /// The platform for an Azure spec. virtual-kubelet's client secret, when
+    /// `virtualKubelet.clientSecret` is set and `opts` has none, is read from its `secretEnv`
+    /// variable now (missing: `plan` says so).
     pub fn new(
         spec: &ClusterSpec,
         backend: AciBackend,
-        opts: AciOptions,
+        mut opts: AciOptions,
     ) -> Result<Self, BackendError> {
-        azure(spec)?;
+        let az = azure(spec)?;
+        if opts.virtual_kubelet_secret.is_none()
+            && let Some(cs) = az
+                .virtual_kubelet
+                .as_ref()
+                .and_then(|vk| vk.client_secret.as_ref())
+        {
+            opts.virtual_kubelet_secret = std::env::var(&cs.secret_env)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(ClientSecret::new);
+        }
         Ok(Self {
             backend,
             spec: spec.clone(),
@@ -89,6 +102,32 @@ impl AciPlatform {
     }
 }
 
+impl AciPlatform {
+    /// With published images only, an etcd group cannot decide at start whether to restore
+    /// (etcd's image has no shell), so once a verified snapshot is on the share each etcd
+    /// group is re-created with the restore chain: from then on it restores the share's
+    /// newest snapshot whenever it starts (its `emptyDir` does not survive stop and start).
+    /// Groups with a `toolsImage` restore by themselves: nothing to do.
+    async fn arm_restore(&self, w: &Workload, on: OnProgress<'_>) -> Result<(), BackendError> {
+        let t = self.topology(w)?;
+        if t.restore_groups.is_empty() {
+            return Ok(());
+        }
+        let existing = self.backend.list(&w.tag).await?;
+        for g in &t.restore_groups {
+            if let Some(old) = existing.iter().find(|u| u.name == g.name) {
+                self.backend.delete(&old.id).await?;
+            }
+            self.backend.create(g).await?;
+            on(Progress::Info(format!(
+                "{}: re-created to restore the share's newest snapshot when it starts",
+                g.name
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[async_trait::async_trait]
 impl Platform for AciPlatform {
     fn backend(&self) -> &dyn ComputeBackend {
@@ -121,6 +160,7 @@ impl Platform for AciPlatform {
             );
         }
         plan.price_source = Some(self.opts.prices.source.to_owned());
+        plan.warnings.extend(t.warnings.iter().cloned());
         Ok(plan)
     }
 
@@ -226,6 +266,6 @@ impl Platform for AciPlatform {
         })?;
         self.backend.delete(&id).await?;
         on(Progress::Info("final snapshot saved and verified".into()));
-        Ok(())
+        self.arm_restore(w, on).await
     }
 }

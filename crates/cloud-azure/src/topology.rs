@@ -4,18 +4,26 @@
 //! advertises its FQDN, the apiserver reaches every member by name).
 //!
 //! What each group holds:
-//! * `{cluster}-etcd-{i}`: an init container that restores the newest verified snapshot from
-//!   the Azure Files share into the group's `emptyDir` (only when the data dir is empty and a
-//!   snapshot exists), etcd on that `emptyDir` (data and WAL never on SMB), and a sidecar
-//!   that saves, verifies and ships a snapshot to the share every `snapshotInterval`.
+//! * `{cluster}-etcd-{i}`: etcd on the group's `emptyDir` (data and WAL never on SMB). With
+//!   the default, published images only ([`crate::images`]), that is all `up` creates: no
+//!   periodic snapshot, because etcd's images have no shell to loop in and a sidecar needs
+//!   one with `etcdctl` (`plan` says so). Once `pause` has put a verified snapshot on the
+//!   Azure Files share, it re-creates each etcd group with a restore chain
+//!   ([`AciTopology::restore_groups`]) that brings the newest snapshot back every time the
+//!   group starts. With `spec.backend.azure.toolsImage`, the group also has a sidecar that
+//!   ships a snapshot every `snapshotInterval`, and an init container that restores the
+//!   newest one only when the data dir is empty and a snapshot exists.
 //! * `{cluster}-apiserver-{i}`: kube-apiserver, talking to every etcd member by FQDN.
 //! * `{cluster}-controller-manager`, `{cluster}-scheduler`: no public address.
-//! * `{cluster}-virtual-kubelet` when `spec.backend.azure.virtualKubelet` is set.
+//! * `{cluster}-virtual-kubelet` when `spec.backend.azure.virtualKubelet` is set, with the
+//!   service principal of `virtualKubelet.clientSecret` as the environment variables its ACI
+//!   provider reads (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`;
+//!   virtual-kubelet/azure-aci `pkg/auth`), sent as write-only `secureValue`s.
 //!
 //! Certificates and kubeconfigs are secret volumes (write-only in ARM), never environment
-//! variables. Each container mounts only the files its command line names (plus the sidecar's
-//! client certificate): etcd its certificates and data, the restore init container the data
-//! and the share, the sidecar the certificates and the share (never etcd's data).
+//! variables. Each container mounts only the files its command line names: etcd its
+//! certificates and data, the restore steps the data and the share, the snapshot steps the
+//! client certificate, their scratch space and the share (never etcd's data).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -26,16 +34,34 @@ use frankenetes_compute::{
     NodeRole, NodeWork, UnitSpec, VolumeSource, VolumeSpec, Workload,
 };
 use frankenetes_spec::azure::{AciComponent, AzureBackend};
-use frankenetes_spec::{BackendSpec, ClusterSpec, NodeSpec, ports};
+use frankenetes_spec::{BackendSpec, ClusterSpec, ports};
+use zeroize::Zeroizing;
 
-/// Where the share is mounted in the etcd groups and the snapshot job.
-pub const SNAPSHOT_MOUNT: &str = "/snapshots";
-/// etcd's data directory inside its group (an `emptyDir`).
-pub const ETCD_DATA: &str = "/var/lib/etcd";
-/// The tools image used when `spec.backend.azure.toolsImage` is not set: `sh`, `etcdctl`,
-/// `etcdutl` and `sha256sum` for the restore init container, the snapshot sidecar and the
-/// pause snapshot job (the official etcd images are distroless: no shell).
-pub const DEFAULT_TOOLS_IMAGE: &str = "ghcr.io/frankenetes/etcd-tools:3.6";
+pub use crate::etcd_steps::{ETCD_DATA, SNAPSHOT_MOUNT, WORK};
+use crate::etcd_steps::{
+    HEALTHCHECK, restore_chain, snapshot_job_containers, tool, tools_restore, tools_sidecar,
+};
+
+/// A client secret (virtual-kubelet's service principal): never logged, redacted in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSecret(Zeroizing<String>);
+
+impl ClientSecret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(Zeroizing::new(secret.into()))
+    }
+    /// The secret itself (to hand to ARM as a `secureValue`; never print it).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientSecret(<redacted>)")
+    }
+}
 
 /// ACI prices used for the cost estimate, per second, Linux, pay-as-you-go.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -89,6 +115,9 @@ pub struct AciOptions {
     pub ready_timeout: Duration,
     /// Poll interval while waiting.
     pub poll: Duration,
+    /// The secret of `spec.backend.azure.virtualKubelet.clientSecret`; [`crate::AciPlatform::new`]
+    /// reads it from the `secretEnv` variable when it is not given here.
+    pub virtual_kubelet_secret: Option<ClientSecret>,
 }
 
 impl AciOptions {
@@ -97,6 +126,13 @@ impl AciOptions {
     pub fn with_waits(mut self, ready_timeout: Duration, poll: Duration) -> Self {
         self.ready_timeout = ready_timeout;
         self.poll = poll;
+        self
+    }
+
+    /// virtual-kubelet's client secret (instead of the `secretEnv` environment variable).
+    #[must_use]
+    pub fn with_virtual_kubelet_secret(mut self, secret: ClientSecret) -> Self {
+        self.virtual_kubelet_secret = Some(secret);
         self
     }
 }
@@ -113,6 +149,7 @@ impl Default for AciOptions {
             prices: AciPrices::DEFAULT,
             ready_timeout: Duration::from_secs(15 * 60),
             poll: Duration::from_secs(5),
+            virtual_kubelet_secret: None,
         }
     }
 }
@@ -121,7 +158,7 @@ impl Default for AciOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum AciRole {
-    /// An etcd member (+ restore init container and snapshot sidecar).
+    /// An etcd member (with a toolsImage: + restore init container and snapshot sidecar).
     Etcd,
     /// A kube-apiserver.
     ApiServer,
@@ -164,13 +201,29 @@ impl AciGroup {
 pub struct AciTopology {
     /// The groups, in start order.
     pub groups: Vec<AciGroup>,
+    /// The etcd groups as `pause` re-creates them once the final snapshot is on the share:
+    /// each restores the share's newest verified snapshot whenever it starts (published images
+    /// only). Empty with a `toolsImage`: those groups decide at start by themselves.
+    pub restore_groups: Vec<UnitSpec>,
     /// The one-shot group `pause` creates to take the final snapshot.
     pub snapshot_job: UnitSpec,
     /// The cluster's tag.
     pub tag: ClusterTag,
+    /// What the user should know before going on (`plan` shows them).
+    pub warnings: Vec<String>,
 }
 
 impl AciTopology {
+    /// Every container group the topology can create: the groups, the restore groups and the
+    /// snapshot job.
+    pub fn all_units(&self) -> impl Iterator<Item = &UnitSpec> {
+        self.groups
+            .iter()
+            .map(|g| &g.spec)
+            .chain(&self.restore_groups)
+            .chain(std::iter::once(&self.snapshot_job))
+    }
+
     /// The groups of some roles, in start order.
     pub fn of(&self, roles: &[AciRole]) -> Vec<UnitSpec> {
         self.groups
@@ -284,13 +337,6 @@ fn container(c: &ComponentSpec, size: (u32, u32)) -> ContainerSpec {
     out
 }
 
-fn tool(name: &str, image: &str, command: Vec<String>, size: (u32, u32)) -> ContainerSpec {
-    let mut c = ContainerSpec::new(name, image, command);
-    c.cpu_millis = size.0;
-    c.memory_mib = size.1;
-    c
-}
-
 fn unit(
     tag: &ClusterTag,
     name: String,
@@ -304,69 +350,6 @@ fn unit(
     );
     group.dns_label = label;
     UnitSpec::from_group(name, tag.clone(), group)
-}
-
-/// `sh -c` with the script, `set -eu` first.
-fn sh(script: &str) -> Vec<String> {
-    vec![
-        "/bin/sh".into(),
-        "-c".into(),
-        format!("set -eu\n{}", script.trim()),
-    ]
-}
-
-const HEALTHCHECK: [&str; 3] = [
-    "/etc/kubernetes/pki/etcd/ca.crt",
-    "/etc/kubernetes/pki/etcd/healthcheck-client.crt",
-    "/etc/kubernetes/pki/etcd/healthcheck-client.key",
-];
-const ETCDCTL_TLS: &str = "--cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key";
-
-/// Restore the newest *verified* snapshot into an empty data dir; a fresh cluster otherwise.
-fn restore_script(spec: &ClusterSpec, node: &NodeSpec) -> String {
-    format!(
-        r#"
-if [ -d {data}/member ]; then echo "data dir present: no restore"; exit 0; fi
-latest="$(cat {snap}/latest 2>/dev/null || true)"
-if [ -z "$latest" ]; then echo "no snapshot on the share: fresh member"; exit 0; fi
-cd {snap}
-sha256sum -c "$latest.sha256"
-etcdutl snapshot status "$latest" -w table
-etcdutl snapshot restore "$latest" --data-dir {data}/restore --name {name} \
-  --initial-cluster {cluster} --initial-cluster-token {token} \
-  --initial-advertise-peer-urls {peer}
-mv {data}/restore/member {data}/member && rmdir {data}/restore
-echo "restored $latest"
-"#,
-        data = ETCD_DATA,
-        snap = SNAPSHOT_MOUNT,
-        name = node.name,
-        cluster = spec.etcd_initial_cluster(),
-        token = spec.name,
-        peer = spec.etcd_peer_url(node),
-    )
-}
-
-/// Save, verify, ship, point `latest` at it, prune.
-fn snapshot_script(endpoint: &str, kept: u32) -> String {
-    format!(
-        r#"
-ts="$(date -u +%Y%m%dT%H%M%SZ)"
-f="snapshot-$ts.db"
-etcdctl --endpoints={endpoint} {tls} snapshot save /tmp/$f
-etcdutl snapshot status /tmp/$f -w table
-cp /tmp/$f {snap}/$f.part && mv {snap}/$f.part {snap}/$f
-(cd /tmp && sha256sum $f) > {snap}/$f.sha256
-(cd {snap} && sha256sum -c $f.sha256)
-echo "$f" > {snap}/latest.part && mv {snap}/latest.part {snap}/latest
-rm -f /tmp/$f
-ls -1 {snap}/snapshot-*.db | sort -r | tail -n +{keep} | while read old; do rm -f "$old" "$old.sha256"; done
-echo "saved $f"
-"#,
-        tls = ETCDCTL_TLS,
-        snap = SNAPSHOT_MOUNT,
-        keep = kept + 1,
-    )
 }
 
 fn share_volume(az: &AzureBackend) -> VolumeSpec {
@@ -385,11 +368,84 @@ fn component<'a>(node: &'a NodeWork, name: &str) -> Result<&'a ComponentSpec, Ba
         .ok_or_else(|| invalid(format!("node {} runs no {name}", node.name)))
 }
 
-/// The tools image: `spec.backend.azure.toolsImage`, else [`DEFAULT_TOOLS_IMAGE`].
-pub fn tools_image(az: &AzureBackend) -> String {
-    az.tools_image
-        .clone()
-        .unwrap_or_else(|| DEFAULT_TOOLS_IMAGE.to_owned())
+/// The tools image, when `spec.backend.azure.toolsImage` names one; `None`: published
+/// images only.
+pub fn tools_image(az: &AzureBackend) -> Option<&str> {
+    az.tools_image.as_deref()
+}
+
+/// What the etcd groups need besides etcd itself.
+#[derive(Clone, Copy)]
+enum EtcdExtras<'a> {
+    /// Nothing (published images, `up`).
+    None,
+    /// The published-images restore chain (as `pause` re-creates the groups).
+    RestoreChain,
+    /// The tools image's restore-if-needed init container and periodic sidecar.
+    Tools {
+        image: &'a str,
+        every: u64,
+        kept: u32,
+    },
+}
+
+/// Every etcd group, with `extras`.
+fn etcd_groups(
+    spec: &ClusterSpec,
+    az: &AzureBackend,
+    tag: &ClusterTag,
+    planes: &[&NodeWork],
+    extras: EtcdExtras<'_>,
+    opts: &AciOptions,
+) -> Result<Vec<AciGroup>, BackendError> {
+    let mut groups = Vec::new();
+    for (i, node) in planes.iter().enumerate() {
+        let node_spec = spec
+            .control_plane
+            .iter()
+            .find(|s| s.name.as_str() == node.name)
+            .ok_or_else(|| invalid(format!("node {} is not in spec.controlPlane", node.name)))?;
+        let etcd = component(node, "etcd")?;
+        // the client certificate only where a sidecar presents it
+        let extra: &[&str] = match extras {
+            EtcdExtras::Tools { .. } => &HEALTHCHECK,
+            _ => &[],
+        };
+        let mut volumes = referenced(node, &etcd.command, extra, &|d| volume_name(d));
+        volumes.push(VolumeSpec::new("data", ETCD_DATA, VolumeSource::EmptyDir));
+        let mut containers = vec![container(etcd, opts.etcd).mounts(["etcd-pki", "data"])];
+        let mut inits = Vec::new();
+        match extras {
+            EtcdExtras::None => {}
+            EtcdExtras::RestoreChain => {
+                volumes.push(share_volume(az));
+                inits = restore_chain(spec, node_spec, &etcd.image);
+            }
+            EtcdExtras::Tools { image, every, kept } => {
+                volumes.push(share_volume(az));
+                let local = format!("https://127.0.0.1:{}", ports::ETCD_CLIENT);
+                // a client of etcd over TLS: the share and the client certificate, not the data
+                containers.push(tools_sidecar(image, every, kept, &local, opts.sidecar));
+                inits.push(tools_restore(spec, node_spec, image));
+            }
+        }
+        let mut u = unit(
+            tag,
+            group_name(spec, &format!("etcd-{i}")),
+            Some(az.dns_label(AciComponent::Etcd, i)),
+            volumes,
+            containers,
+        );
+        if let frankenetes_compute::UnitKind::ContainerGroup(g) = &mut u.kind {
+            g.init_containers = inits;
+        }
+        groups.push(AciGroup {
+            role: AciRole::Etcd,
+            fqdn: Some(az.component_fqdn(AciComponent::Etcd, i)),
+            spec: u,
+        });
+    }
+    Ok(groups)
 }
 
 /// Every group of the cluster, from the spec and its workload.
@@ -407,51 +463,34 @@ pub fn topology(
             (b.interval.get(), b.keep)
         });
     let planes: Vec<&NodeWork> = w.nodes_of(NodeRole::ControlPlane).collect();
-    let node_spec = |n: &NodeWork| {
-        spec.control_plane
-            .iter()
-            .find(|s| s.name.as_str() == n.name)
-            .ok_or_else(|| invalid(format!("node {} is not in spec.controlPlane", n.name)))
-    };
-    let mut groups = Vec::new();
-    for (i, node) in planes.iter().enumerate() {
-        let etcd = component(node, "etcd")?;
-        let mut volumes = referenced(node, &etcd.command, &HEALTHCHECK, &|d| volume_name(d));
-        volumes.push(VolumeSpec::new("data", ETCD_DATA, VolumeSource::EmptyDir));
-        volumes.push(share_volume(az));
-        let every = interval.as_secs();
-        let sidecar = format!(
-            "while true; do sleep {every}; ( {} ) || echo 'snapshot failed; next try in {every}s'; done",
-            snapshot_script(&format!("https://127.0.0.1:{}", ports::ETCD_CLIENT), kept)
-        );
-        let containers = vec![
-            container(etcd, opts.etcd).mounts(["etcd-pki", "data"]),
-            // a client of etcd over TLS: the share and the client certificate, not the data
-            tool("snapshot", &tools, sh(&sidecar), opts.sidecar).mounts(["etcd-pki", "snapshots"]),
-        ];
-        let restore = tool(
-            "restore",
-            &tools,
-            sh(&restore_script(spec, node_spec(node)?)),
-            (0, 0),
-        )
-        .mounts(["data", "snapshots"]);
-        let mut u = unit(
-            tag,
-            group_name(spec, &format!("etcd-{i}")),
-            Some(az.dns_label(AciComponent::Etcd, i)),
-            volumes,
-            containers,
-        );
-        if let frankenetes_compute::UnitKind::ContainerGroup(g) = &mut u.kind {
-            g.init_containers.push(restore);
+    let mut warnings = Vec::new();
+    let (mut groups, restore_groups) = match tools {
+        Some(image) => {
+            let extras = EtcdExtras::Tools {
+                image,
+                every: interval.as_secs(),
+                kept,
+            };
+            (
+                etcd_groups(spec, az, tag, &planes, extras, opts)?,
+                Vec::new(),
+            )
         }
-        groups.push(AciGroup {
-            role: AciRole::Etcd,
-            fqdn: Some(az.component_fqdn(AciComponent::Etcd, i)),
-            spec: u,
-        });
-    }
+        None => {
+            warnings.push(format!(
+                "no periodic etcd snapshots: etcd's images have no shell to run a schedule in, \
+                 so snapshotInterval ({}) applies only with spec.backend.azure.toolsImage (an \
+                 image with sh, etcdctl, etcdutl and sha256sum); `pause` still saves a verified \
+                 snapshot to the share and `resume` restores it",
+                az.snapshot_interval
+            ));
+            let restore = etcd_groups(spec, az, tag, &planes, EtcdExtras::RestoreChain, opts)?;
+            (
+                etcd_groups(spec, az, tag, &planes, EtcdExtras::None, opts)?,
+                restore.into_iter().map(|g| g.spec).collect(),
+            )
+        }
+    };
     for (i, node) in planes.iter().enumerate() {
         let api = component(node, "kube-apiserver")?;
         let volumes = referenced(node, &api.command, &[], &|d| volume_name(d));
@@ -496,15 +535,21 @@ pub fn topology(
         });
     }
     if let Some(vk) = &az.virtual_kubelet {
-        groups.push(virtual_kubelet(spec, az, vk, w, opts)?);
+        groups.push(virtual_kubelet(spec, az, vk, w, opts, &mut warnings)?);
     }
-    let snapshot_job = snapshot_job(spec, az, first, &tools, kept, opts)?;
+    let snapshot_job = snapshot_job(spec, az, first, tools, kept, opts)?;
     Ok(AciTopology {
         groups,
+        restore_groups,
         snapshot_job,
         tag: tag.clone(),
+        warnings,
     })
 }
+
+/// Where virtual-kubelet's image has its binary (virtual-kubelet/azure-aci `Dockerfile`: a
+/// `scratch` image with `/usr/bin/virtual-kubelet` as its entrypoint).
+const VIRTUAL_KUBELET_BIN: &str = "/usr/bin/virtual-kubelet";
 
 fn virtual_kubelet(
     spec: &ClusterSpec,
@@ -512,6 +557,7 @@ fn virtual_kubelet(
     vk: &frankenetes_spec::azure::VirtualKubeletSpec,
     w: &Workload,
     opts: &AciOptions,
+    warnings: &mut Vec<String>,
 ) -> Result<AciGroup, BackendError> {
     let worker = w
         .nodes_of(NodeRole::Worker)
@@ -528,7 +574,7 @@ fn virtual_kubelet(
         "virtual-kubelet",
         &vk.image,
         vec![
-            "virtual-kubelet".into(),
+            VIRTUAL_KUBELET_BIN.into(),
             "--provider=azure".into(),
             format!("--nodename={}", vk.node_name),
             "--os=Linux".into(),
@@ -542,6 +588,29 @@ fn virtual_kubelet(
     c.env.insert("ACI_REGION".into(), az.location.clone());
     c.env
         .insert("AZURE_SUBSCRIPTION_ID".into(), az.subscription_id.clone());
+    // The ACI provider's service principal, as the environment variables it reads
+    // (virtual-kubelet/azure-aci pkg/auth); every env value goes to ARM as a secureValue.
+    match (&vk.client_secret, &opts.virtual_kubelet_secret) {
+        (Some(cs), Some(secret)) => {
+            c.env.insert("AZURE_TENANT_ID".into(), cs.tenant_id.clone());
+            c.env.insert("AZURE_CLIENT_ID".into(), cs.client_id.clone());
+            c.env
+                .insert("AZURE_CLIENT_SECRET".into(), secret.expose().to_owned());
+        }
+        (Some(cs), None) => warnings.push(format!(
+            "virtual-kubelet gets no Azure credential: the environment variable {} \
+             (spec.backend.azure.virtualKubelet.clientSecret.secretEnv) is not set; export \
+             the service principal's secret there, or its group starts and cannot create pods",
+            cs.secret_env
+        )),
+        (None, _) => warnings.push(
+            "virtual-kubelet gets no Azure credential: set \
+             spec.backend.azure.virtualKubelet.clientSecret { tenantId, clientId, secretEnv } \
+             (a service principal with Contributor on podsResourceGroup), or its group starts \
+             and cannot create pods"
+                .into(),
+        ),
+    }
     Ok(AciGroup {
         role: AciRole::VirtualKubelet,
         fqdn: None,
@@ -555,18 +624,22 @@ fn virtual_kubelet(
     })
 }
 
-/// pause's one-shot snapshot: the init container takes it (a group runs its init containers
+/// pause's one-shot snapshot: the init containers take it (a group runs its init containers
 /// to completion, in order, before its containers), so the group running at all proves the
 /// snapshot was saved, verified and shipped.
 fn snapshot_job(
     spec: &ClusterSpec,
     az: &AzureBackend,
     first: &NodeWork,
-    tools: &str,
+    tools: Option<&str>,
     kept: u32,
     opts: &AciOptions,
 ) -> Result<UnitSpec, BackendError> {
-    let endpoints = spec.etcd_endpoints().join(",");
+    let node = spec
+        .control_plane
+        .first()
+        .ok_or_else(|| invalid("spec.controlPlane is empty"))?;
+    let etcd_image = component(first, "etcd")?.image.clone();
     let mut volumes = referenced(first, &[], &HEALTHCHECK, &|d| volume_name(d));
     if volumes.is_empty() {
         return Err(invalid(format!(
@@ -575,29 +648,25 @@ fn snapshot_job(
         )));
     }
     volumes.push(share_volume(az));
+    if tools.is_none() {
+        volumes.push(VolumeSpec::new("work", WORK, VolumeSource::EmptyDir));
+    }
+    let (inits, done) = snapshot_job_containers(
+        &spec.etcd_client_url(node),
+        &etcd_image,
+        tools,
+        kept,
+        opts.sidecar,
+    );
     let mut job = unit(
         &ClusterTag::new(spec.name.as_str()),
         group_name(spec, "snapshot"),
         None,
         volumes,
-        // it only proves the init container finished: it sees no volume
-        vec![
-            tool(
-                "done",
-                tools,
-                sh("echo snapshot saved; exec sleep 2147483647"),
-                opts.sidecar,
-            )
-            .mounts(Vec::<String>::new()),
-        ],
+        vec![done],
     );
     if let frankenetes_compute::UnitKind::ContainerGroup(g) = &mut job.kind {
-        g.init_containers.push(tool(
-            "snapshot",
-            tools,
-            sh(&snapshot_script(&endpoints, kept)),
-            (0, 0),
-        ));
+        g.init_containers = inits;
     }
     Ok(job)
 }

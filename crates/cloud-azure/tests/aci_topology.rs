@@ -111,25 +111,18 @@ async fn each_component_group_request_body() {
     }
     // The key material did reach ARM (write-only), as secret volumes, never as env.
     let etcd0 = puts[0].body.as_ref().unwrap();
-    // each container mounts only what it needs: the sidecar never sees etcd's data, etcd never
-    // the SMB share
-    let mounts = |list: &str, name: &str| -> Vec<String> {
-        let c = etcd0["properties"][list]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap_or_else(|| panic!("no {name} in {list}"));
-        c["properties"]["volumeMounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    assert_eq!(mounts("containers", "etcd"), ["etcd-pki", "data"]);
-    assert_eq!(mounts("containers", "snapshot"), ["etcd-pki", "snapshots"]);
-    assert_eq!(mounts("initContainers", "restore"), ["data", "snapshots"]);
+    // published images only: etcd alone, on its emptyDir, never the SMB share; no sidecar
+    // (etcd's image has no shell to loop in) and nothing to restore on a fresh cluster
+    let containers = etcd0["properties"]["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    let mounts: Vec<&str> = containers[0]["properties"]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(mounts, ["etcd-pki", "data"]);
+    assert!(etcd0["properties"].get("initContainers").is_none());
     assert_eq!(etcd0["properties"]["restartPolicy"], "Always");
     let vols = etcd0["properties"]["volumes"].as_array().unwrap();
     assert!(vols.iter().any(|v| {
@@ -138,21 +131,15 @@ async fn each_component_group_request_body() {
             .is_some_and(|s| s.len() > 100)
     }));
     assert!(
+        vols.iter()
+            .all(|v| v["secret"].get("healthcheck-client.key").is_none()),
+        "no client key where no client runs"
+    );
+    assert!(
         vols.iter().any(|v| v["emptyDir"].is_object()),
         "etcd data on the group's emptyDir"
     );
-    assert!(
-        vols.iter()
-            .any(|v| v["azureFile"]["shareName"] == "etcd-snapshots")
-    );
-    // the storage key came from listKeys
-    let key = support::fixture("StorageAccountListKeys.json")["responses"]["200"]["body"]["keys"]
-        [0]["value"]
-        .clone();
-    assert!(
-        vols.iter()
-            .any(|v| v["azureFile"]["storageAccountKey"] == key)
-    );
+    assert!(vols.iter().all(|v| v.get("azureFile").is_none()));
     // every certificate names the FQDN it is reached by
     let etcd_sans = &pki.leaf("control-02/etcd-server").unwrap().spec().sans;
     assert!(
@@ -193,29 +180,120 @@ async fn pause_snapshots_before_etcd_goes_and_resume_restores_before_etcd_starts
         let snap_del = pos(&|r| r.method == "DELETE" && group_of(r) == "kubelius-snapshot")
             .expect("snapshot job removed");
         let job = rec[snap_put].body.as_ref().unwrap();
-        let init = &job["properties"]["initContainers"][0];
-        assert_eq!(init["name"], "snapshot");
+        let inits = job["properties"]["initContainers"].as_array().unwrap();
+        let names: Vec<&str> = inits.iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["health", "save", "verify", "ship"]);
+        let argv = |c: &serde_json::Value| -> Vec<String> {
+            c["properties"]["command"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_owned())
+                .collect()
+        };
+        let mounts = |c: &serde_json::Value| -> Vec<String> {
+            c["properties"]["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        // etcdctl in etcd's own image, exec form, one member, a linearizable read first
+        let endpoint = "--endpoints=https://kubelius-3f9a-etcd-0.westeurope.azurecontainer.io:2379";
+        let health = argv(&inits[0]);
+        assert_eq!(health[0], "/usr/local/bin/etcdctl");
+        assert!(health.contains(&endpoint.to_owned()), "{health:?}");
+        assert_eq!(health[health.len() - 2..], ["endpoint", "health"]);
+        let save = argv(&inits[1]);
         assert_eq!(
-            init["properties"]["volumeMounts"].as_array().unwrap().len(),
-            2,
-            "the snapshot init container sees the client certificate and the share"
+            save[save.len() - 3..],
+            ["snapshot", "save", "/work/snapshot.db"]
+        );
+        assert_eq!(
+            inits[1]["properties"]["image"],
+            "registry.k8s.io/etcd:3.6.6-0"
+        );
+        assert_eq!(mounts(&inits[1]), ["etcd-pki", "work"]);
+        assert_eq!(
+            argv(&inits[2])[..4],
+            [
+                "/usr/local/bin/etcdutl",
+                "snapshot",
+                "status",
+                "/work/snapshot.db"
+            ]
+        );
+        let ship = argv(&inits[3]);
+        assert_eq!(
+            inits[3]["properties"]["image"],
+            "docker.io/library/busybox:1.37.0"
+        );
+        assert_eq!(mounts(&inits[3]), ["snapshots", "work"]);
+        assert!(
+            ship[2].contains("sha256sum -c") && ship[2].contains("/snapshots/latest"),
+            "{ship:?}"
         );
         assert_eq!(
             job["properties"]["containers"][0]["properties"]["volumeMounts"],
             serde_json::json!([]),
             "the job's waiting container sees no volume"
         );
-        let script = init["properties"]["command"][2].as_str().unwrap();
-        assert!(
-            script.contains(
-                "etcdctl --endpoints=https://kubelius-3f9a-etcd-0.westeurope.azurecontainer.io:2379"
-            ),
-            "{script}"
-        );
-        assert!(
-            script.contains("snapshot save") && script.contains("sha256sum -c"),
-            "{script}"
-        );
+        // after the snapshot, each etcd group is re-created with the restore chain, before
+        // it is stopped
+        for i in 0..3 {
+            let g = format!("kubelius-etcd-{i}");
+            let del = pos(&|r| r.method == "DELETE" && group_of(r) == g).expect("etcd re-created");
+            let put = pos(&|r| r.method == "PUT" && group_of(r) == g).expect("etcd re-created");
+            let stop = pos(&|r| release(r, &g)).expect("etcd released");
+            assert!(
+                snap_del < del && del < put && put < stop,
+                "{g}: {del} {put} {stop}"
+            );
+            let body = rec[put].body.as_ref().unwrap();
+            let inits = body["properties"]["initContainers"].as_array().unwrap();
+            let names: Vec<&str> = inits.iter().map(|c| c["name"].as_str().unwrap()).collect();
+            assert_eq!(names, ["restore-fetch", "restore", "restore-install"]);
+            let restore = argv(&inits[1]);
+            assert_eq!(
+                restore[..3],
+                ["/usr/local/bin/etcdutl", "snapshot", "restore"]
+            );
+            assert!(
+                restore.contains(&format!("--name=control-0{}", i + 1)),
+                "{restore:?}"
+            );
+            assert!(restore.contains(&format!(
+                "--initial-advertise-peer-urls=https://kubelius-3f9a-etcd-{i}.westeurope.azurecontainer.io:2380"
+            )));
+            assert!(argv(&inits[0])[2].contains("sha256sum"));
+            assert_eq!(mounts(&inits[0]), ["data", "snapshots"]);
+            assert_eq!(mounts(&inits[1]), ["data"]);
+            assert_eq!(
+                mounts(&body["properties"]["containers"][0]),
+                ["etcd-pki", "data"],
+                "etcd never mounts the share"
+            );
+            // the storage key came from listKeys
+            let key =
+                support::fixture("StorageAccountListKeys.json")["responses"]["200"]["body"]["keys"]
+                    [0]["value"]
+                    .clone();
+            assert!(
+                body["properties"]["volumes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|v| v["azureFile"]["shareName"] == "etcd-snapshots"
+                        && v["azureFile"]["storageAccountKey"] == key)
+            );
+            if i == 1 {
+                insta::assert_json_snapshot!(
+                    "kubelius-etcd-1-restoring",
+                    redact_body(body.clone())
+                );
+            }
+        }
         for i in 0..3 {
             let api = pos(&|r| release(r, &format!("kubelius-apiserver-{i}")))
                 .expect("apiserver released");
@@ -255,30 +333,10 @@ async fn pause_snapshots_before_etcd_goes_and_resume_restores_before_etcd_starts
             .min()
             .unwrap();
         assert!(etcd_last < api_first, "etcd is back before any apiserver");
-        // in each etcd group the restore init container runs before etcd starts
-        let etcd_body = arm
-            .recorded()
-            .into_iter()
-            .find(|r| r.method == "PUT" && group_of(r) == "kubelius-etcd-1")
-            .unwrap()
-            .body
-            .unwrap();
-        let init = &etcd_body["properties"]["initContainers"][0];
-        assert_eq!(init["name"], "restore");
-        let restore = init["properties"]["command"][2].as_str().unwrap();
         assert!(
-            restore.contains("sha256sum -c") && restore.contains("etcdutl snapshot restore"),
-            "{restore}"
-        );
-        assert!(restore.contains("--name control-02"));
-        assert!(restore.contains("--initial-advertise-peer-urls https://kubelius-3f9a-etcd-1.westeurope.azurecontainer.io:2380"));
-        assert_eq!(etcd_body["properties"]["containers"][0]["name"], "etcd");
-        assert!(
-            etcd_body["properties"]["containers"][0]["properties"]["command"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|a| a == "--data-dir=/var/lib/etcd")
+            rec.iter()
+                .all(|r| !(r.method == "PUT" && group_of(r).starts_with("kubelius-etcd"))),
+            "resume starts the groups pause left with their restore chain"
         );
     }
 }
@@ -367,8 +425,23 @@ fn plan_lists_groups_fqdns_sizes_and_cost() {
         etcd.fqdn.as_deref(),
         Some("kubelius-3f9a-etcd-0.westeurope.azurecontainer.io")
     );
-    // etcd 1 vCPU / 2 GiB + sidecar 0.1 vCPU / 0.25 GiB
-    assert_eq!(etcd.size(), (1100, 2304));
+    // etcd 1 vCPU / 2 GiB, no sidecar without a toolsImage
+    assert_eq!(etcd.size(), (1000, 2048));
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("no periodic etcd snapshots") && w.contains("toolsImage")),
+        "{:?}",
+        plan.warnings
+    );
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("virtual-kubelet gets no Azure credential")
+                && w.contains("virtualKubelet.clientSecret")),
+        "{:?}",
+        plan.warnings
+    );
     let p = AciOptions::default().prices;
     let expect: f64 = topology
         .groups

@@ -47,8 +47,11 @@ pub struct AzureBackend {
     /// An optional virtual-kubelet group that runs the cluster's pods as ACI groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub virtual_kubelet: Option<VirtualKubeletSpec>,
-    /// `toolsImage`: the image with `sh`, `etcdctl` and `etcdutl` that restores, snapshots and
-    /// pauses etcd (etcd's own images have no shell). Absent: frankenetes' default.
+    /// `toolsImage`: an image with `sh`, `etcdctl`, `etcdutl` and `sha256sum`. Given, it runs
+    /// the periodic snapshot sidecar, a restore that decides at start whether it is needed, and
+    /// `pause`'s snapshot job. Absent: only images their projects publish run (etcd's own
+    /// image, exec form, plus busybox for the shell steps), and there is no periodic snapshot
+    /// (etcd's images have no shell to loop in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools_image: Option<String>,
 }
@@ -145,6 +148,12 @@ pub struct VirtualKubeletSpec {
     /// The image (default the upstream ACI provider's).
     #[serde(default = "default_vk_image")]
     pub image: String,
+    /// The service principal the ACI provider authenticates with (it reads
+    /// `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and `AZURE_CLIENT_SECRET`; the secret is read from
+    /// `secretEnv` when the groups are rendered and sent to ARM write-only). Absent: the
+    /// group gets no credential and `plan` says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<ClientSecretSpec>,
 }
 
 fn default_share() -> String {
@@ -325,32 +334,7 @@ impl AzureBackend {
         match &self.credential {
             AzureCredentialSpec::AzureCli => {}
             AzureCredentialSpec::ClientSecret(cs) => {
-                if !is_guid(&cs.tenant_id) {
-                    err(
-                        p("credential.clientSecret.tenantId"),
-                        format!("{:?} is not a tenant ID (a GUID)", cs.tenant_id),
-                    );
-                }
-                if cs.client_id.is_empty() {
-                    err(
-                        p("credential.clientSecret.clientId"),
-                        "give the application (client) ID".into(),
-                    );
-                }
-                if cs.secret_env.is_empty()
-                    || !cs
-                        .secret_env
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
-                    err(
-                        p("credential.clientSecret.secretEnv"),
-                        format!(
-                            "{:?} is not an environment variable name; the secret itself never goes in the file",
-                            cs.secret_env
-                        ),
-                    );
-                }
+                check_client_secret(cs, &p("credential.clientSecret"), err);
             }
             AzureCredentialSpec::ManagedIdentity(_) => {}
         }
@@ -365,6 +349,9 @@ impl AzureBackend {
             }
             if let Err(e) = crate::NodeName::try_from(vk.node_name.as_str()) {
                 err(p("virtualKubelet.nodeName"), e.to_string());
+            }
+            if let Some(cs) = &vk.client_secret {
+                check_client_secret(cs, &p("virtualKubelet.clientSecret"), err);
             }
             if !valid_resource_group(&vk.pods_resource_group) {
                 err(
@@ -389,6 +376,36 @@ impl AzureBackend {
             .iter()
             .position(|n| n.name == node.name)
             .unwrap_or(0)
+    }
+}
+
+/// The checks of a `clientSecret` section at `path`.
+fn check_client_secret(cs: &ClientSecretSpec, path: &str, err: &mut impl FnMut(String, String)) {
+    if !is_guid(&cs.tenant_id) {
+        err(
+            format!("{path}.tenantId"),
+            format!("{:?} is not a tenant ID (a GUID)", cs.tenant_id),
+        );
+    }
+    if cs.client_id.is_empty() {
+        err(
+            format!("{path}.clientId"),
+            "give the application (client) ID".into(),
+        );
+    }
+    if cs.secret_env.is_empty()
+        || !cs
+            .secret_env
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        err(
+            format!("{path}.secretEnv"),
+            format!(
+                "{:?} is not an environment variable name; the secret itself never goes in the file",
+                cs.secret_env
+            ),
+        );
     }
 }
 
@@ -594,6 +611,47 @@ spec:
         ] {
             assert!(
                 paths.contains(&format!("spec.backend.azure.{f}")),
+                "{f} missing in {paths:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn virtual_kubelet_client_secret_is_checked() {
+        let vk = |cs: &str| {
+            AZURE_YAML.replace(
+                "credential: { azureCli: {} }",
+                &format!("credential: {{ azureCli: {{}} }}\n      virtualKubelet: {{ podsResourceGroup: pods, clientSecret: {cs} }}"),
+            )
+        };
+        let s = ClusterSpec::from_yaml(&vk(
+            "{ tenantId: 11111111-2222-3333-4444-555555555555, clientId: app, secretEnv: VK_SECRET }",
+        ))
+        .unwrap()
+        .spec;
+        let BackendSpec::Azure(az) = &s.backend else {
+            panic!()
+        };
+        let cs = az
+            .virtual_kubelet
+            .as_ref()
+            .unwrap()
+            .client_secret
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (cs.client_id.as_str(), cs.secret_env.as_str()),
+            ("app", "VK_SECRET")
+        );
+        assert_eq!(ClusterSpec::from_yaml(&s.to_yaml()).unwrap().spec, s);
+        let e = ClusterSpec::from_yaml(&vk("{ tenantId: t, clientId: app, secretEnv: \"a b\" }"))
+            .unwrap_err();
+        let paths: Vec<String> = e.problems().into_iter().map(|p| p.path).collect();
+        for f in ["tenantId", "secretEnv"] {
+            assert!(
+                paths.contains(&format!(
+                    "spec.backend.azure.virtualKubelet.clientSecret.{f}"
+                )),
                 "{f} missing in {paths:?}"
             );
         }
