@@ -390,7 +390,7 @@ fn version_and_completion() {
 }
 
 /// Scheduled backups as a user sets them up: `spec.etcd.backup` every 2 s keeping 3; `up`
-/// starts the `etcd-backup` unit; exactly 3 backups remain, each passing `sha256sum -c` and
+/// starts the `backup-etcd` unit; exactly 3 backups remain, each passing `sha256sum -c` and
 /// etcd's own restore; one corrupted is reported by `status` (exit 1, naming it) and refused
 /// by `restore`; `down` stops the unit (no `backup --schedule` process left).
 #[test]
@@ -469,8 +469,20 @@ fn scheduled_backups_keep_three_verified_and_report_a_corrupted_one() {
         text(&s)
     );
 
-    // Corrupt one: status says so and exits 1; restore refuses it.
-    let bad = kept[1].clone();
+    // One now (docs/day-two.md), and a restore from a kept one.
+    let now = bin(&["backup", "-f", "cluster.yaml"], d);
+    ok(&now);
+    assert!(text(&now).contains("verified"), "{}", text(&now));
+    let good = list().last().unwrap().clone();
+    ok(&bin(
+        &["restore", "-f", "cluster.yaml", good.to_str().unwrap()],
+        d,
+    ));
+    ok(&bin(&["status", "-f", "cluster.yaml"], d));
+
+    // Corrupt one (the newest: not pruned before status reads it): status says so and exits
+    // 1; restore refuses it.
+    let bad = list().last().unwrap().clone();
     let mut bytes = std::fs::read(&bad).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;

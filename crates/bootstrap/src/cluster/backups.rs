@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use super::*;
 
-/// The unit that runs the schedule.
-pub const BACKUP_UNIT: &str = "etcd-backup";
+/// The unit that runs the schedule (not `etcd-…`: that prefix names etcd's members).
+pub const BACKUP_UNIT: &str = "backup-etcd";
 /// Backups are `backup-<UTC time>.db` (+ `.sha256`): names sort by time.
 const PREFIX: &str = "backup-";
 

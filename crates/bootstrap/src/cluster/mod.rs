@@ -40,7 +40,7 @@ pub struct Options {
     /// ([`frankenetes_pki::expiry::WARNING_WINDOW`]).
     pub renew_window: Duration,
     /// The program that carries out `spec.etcd.backup` on the local platform, as a
-    /// supervised unit (`etcd-backup`) started by `up`: it must call [`Cluster::backup`]
+    /// supervised unit (`backup-etcd`) started by `up`: it must call [`Cluster::backup`]
     /// every `spec.etcd.backup.interval` (the CLI sets `frankenetes backup --schedule -f
     /// <spec>`). Without it a spec with `backup` is refused: a schedule that never runs is
     /// worse than none.

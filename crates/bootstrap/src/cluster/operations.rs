@@ -348,6 +348,9 @@ impl<P: Platform> Cluster<P> {
         for wave in self.platform.waves(w).map_err(backend(Phase::Units))? {
             self.start_wave(&wave, &mut report).await?;
         }
+        if self.spec.etcd.backup.is_some() {
+            self.start_backups().await?;
+        }
         Ok(())
     }
 

@@ -71,7 +71,7 @@ pub(crate) struct BackupArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// Take one every spec.etcd.backup.interval until the cluster is gone (what `up` runs as
-    /// the etcd-backup unit when the spec has spec.etcd.backup).
+    /// the backup-etcd unit when the spec has spec.etcd.backup).
     #[arg(long)]
     pub schedule: bool,
 }
