@@ -471,6 +471,59 @@ pub(crate) fn workers(w: &Workload, run_dir: &Path) -> Result<Vec<Worker>, Strin
 mod tests {
     use super::*;
 
+    fn worker() -> Worker {
+        Worker {
+            node: "worker-01".into(),
+            cluster: "c".into(),
+            ip: "127.0.0.21".parse().unwrap(),
+            dir: PathBuf::from("/x/run/worker-01"),
+            subnet: "10.244.0.0/24".into(),
+            pod_cidr: DEFAULT_POD_CIDR.into(),
+            bridge: "fk00000000".into(),
+            cni_bin_dir: PathBuf::from("/usr/lib/cni"),
+        }
+    }
+
+    #[test]
+    fn the_kubelet_config_is_the_nodes_adapted_to_the_layout() {
+        let spec = frankenetes_spec::ClusterSpec::example();
+        let rendered = serde_norway::to_string(
+            &frankenetes_manifests::kubelet::KubeletConfiguration::for_spec(&spec),
+        )
+        .unwrap();
+        let w = worker();
+        let v = w
+            .kubelet_config_json(&rendered, Path::new("/x/bundle/nodes/worker-01"))
+            .unwrap();
+        assert_eq!(
+            v["containerRuntimeEndpoint"],
+            "unix:///x/run/worker-01/containerd/containerd.sock"
+        );
+        assert_eq!(v["address"], "127.0.0.21");
+        assert_eq!(v["healthzBindAddress"], "127.0.0.21");
+        assert_eq!(v["cgroupDriver"], "cgroupfs");
+        assert_eq!(
+            v["authentication"]["x509"]["clientCAFile"],
+            "/x/bundle/nodes/worker-01/etc/kubernetes/pki/ca.crt"
+        );
+        assert_eq!(
+            v["tlsCertFile"],
+            "/x/bundle/nodes/worker-01/var/lib/kubelet/pki/kubelet.crt"
+        );
+        // The rest is the node's.
+        assert_eq!(v["readOnlyPort"], 0);
+        assert_eq!(v["authorization"]["mode"], "Webhook");
+        assert!(w.kubelet_config_json("- a list", Path::new("/")).is_err());
+    }
+
+    #[test]
+    fn containerd_config_refuses_a_rendering_it_cannot_adapt() {
+        let e = worker()
+            .render_containerd_config("version = 2\n")
+            .unwrap_err();
+        assert!(e.contains("SystemdCgroup"), "{e}");
+    }
+
     #[test]
     fn subnets_are_distinct_and_inside_the_cidr() {
         assert_eq!(
