@@ -4,11 +4,12 @@ use std::path::{Path, PathBuf};
 
 use frankenetes_compute::{
     BackendError, BackendErrorKind, ClusterTag, ComponentSpec, ComputeBackend, ContainerSpec, Gate,
-    NodeRole, OnProgress, Operation, Placement, Platform, PlatformPlan, Progress, Resource,
-    UnitSpec, UnitState, Wave, Workload,
+    NodeRole, OnProgress, Operation, Outputs, Placement, Platform, PlatformPlan, Progress,
+    Resource, UnitSpec, UnitState, Wave, Workload,
 };
 
 use super::LocalBackend;
+use super::nodes::{self, Workers};
 use super::preflight::{is_local_address, port_free, port_holder};
 
 use crate::fetch::{self, Binary, Cache, Origin, Search};
@@ -20,17 +21,27 @@ const KUBE_BINARIES: [Binary; 3] = [
     Binary::KubeScheduler,
 ];
 
+/// The binaries a worker runs besides containerd.
+const NODE_BINARIES: [Binary; 2] = [Binary::Kubelet, Binary::KubeProxy];
+
+/// How long `up` waits for the workers' gates by default.
+const WORKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// etcd's metrics port (kubeadm's), which it also listens on.
 const ETCD_METRICS: u16 = frankenetes_spec::ports::ETCD_METRICS;
 
 /// A cluster as supervised processes on this machine: every node on its own address
 /// (127.0.0.11, .12, .13 …), files read from the node overlays in the cluster directory,
-/// etcd's data in `<dir>/data/<node>/etcd`, units in `<dir>/run`.
+/// etcd's data in `<dir>/data/<node>/etcd`, units in `<dir>/run`. Each worker runs its own
+/// containerd (and the kubelet, kube-proxy when found) under `<dir>/run/<node>/`: see
+/// [`Worker`](super::Worker).
 #[derive(Debug)]
 pub struct LocalPlatform {
+    dir: PathBuf,
     backend: LocalBackend,
     bin_dir: Option<PathBuf>,
     cache: Option<Cache>,
+    worker_timeout: std::time::Duration,
 }
 
 fn invalid(m: impl Into<String>) -> BackendError {
@@ -66,10 +77,48 @@ impl LocalPlatform {
     /// A platform keeping its units under `<dir>/run` (`dir` is the cluster directory).
     pub fn new(dir: impl AsRef<Path>) -> Self {
         Self {
+            dir: dir.as_ref().to_path_buf(),
             backend: LocalBackend::new(dir.as_ref().join("run")),
             bin_dir: None,
             cache: Cache::from_env().ok(),
+            worker_timeout: WORKER_TIMEOUT,
         }
+    }
+
+    /// How long `up` waits for the workers' gates (containerd's CRI, the kubelet's
+    /// `/healthz`, the node `Ready`); two minutes unless set.
+    #[must_use]
+    pub fn worker_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.worker_timeout = timeout;
+        self
+    }
+
+    /// The workers of `w` and what they run here.
+    fn workers(&self, w: &Workload) -> Result<Workers, BackendError> {
+        let binaries = self.node_binaries(&w.kubernetes_version)?;
+        Workers::of(w, &self.dir.join("run"), self.bin_dir.as_deref(), &binaries)
+    }
+
+    /// The kubelet and kube-proxy of `version`: found or not (an error: one of another
+    /// release where the user pointed).
+    fn node_binaries(&self, version: &str) -> Result<Vec<(Binary, Option<PathBuf>)>, BackendError> {
+        let version = version
+            .parse()
+            .map_err(|e| invalid(format!("spec.kubernetesVersion {version:?}: {e}")))?;
+        let search = self.search();
+        NODE_BINARIES
+            .into_iter()
+            .map(|b| match search.locate_one(b, &version) {
+                Ok(l) => Ok((b, Some(l.path))),
+                Err(fetch::Error::NotFound { .. }) => Ok((b, None)),
+                Err(e) => Err(invalid(e.to_string())),
+            })
+            .collect()
+    }
+
+    /// Whether the apiserver tier runs (its binaries were found).
+    fn apiserver_tier(&self, version: &str) -> Result<bool, BackendError> {
+        Ok(self.missing_binaries(version)?.is_empty())
     }
 
     /// Looks for binaries fetched by `frankenetes fetch` in `cache` (default: the user's
@@ -256,6 +305,7 @@ impl Platform for LocalPlatform {
         }
         plan.warnings
             .extend(self.missing_warning(&w.kubernetes_version)?);
+        plan.warnings.extend(self.workers(w)?.warnings);
         for (b, l) in self.kube_binaries(&w.kubernetes_version)? {
             let Some(l) = l else { continue };
             let origin = match l.origin {
@@ -303,6 +353,10 @@ impl Platform for LocalPlatform {
                 Gate::Leases,
             ));
         }
+        let workers = self.workers(w)?.units(tag, &self.dir);
+        if !workers.is_empty() {
+            waves.push(Wave::new("workers", workers, Gate::Running));
+        }
         Ok(waves)
     }
 
@@ -320,6 +374,7 @@ impl Platform for LocalPlatform {
         self.etcd_binary()?;
         // A binary of another release where the user pointed is refused here.
         self.kube_binaries(&w.kubernetes_version)?;
+        self.node_binaries(&w.kubernetes_version)?;
         Ok(())
     }
 
@@ -348,7 +403,7 @@ impl Platform for LocalPlatform {
                 }
             }
         }
-        Ok(())
+        self.workers(w)?.preflight(&running)
     }
 
     async fn inventory(&self, tag: &ClusterTag) -> Result<Vec<Resource>, BackendError> {
@@ -382,7 +437,7 @@ impl Platform for LocalPlatform {
             .collect())
     }
 
-    async fn provision(&self, w: &Workload, _on: OnProgress<'_>) -> Result<(), BackendError> {
+    async fn provision(&self, w: &Workload, on: OnProgress<'_>) -> Result<(), BackendError> {
         // etcd refuses a data directory others can read.
         for n in w.nodes_of(NodeRole::ControlPlane) {
             if let Some(d) = n
@@ -393,7 +448,35 @@ impl Platform for LocalPlatform {
                     .map_err(|e| BackendError::new(BackendErrorKind::Other, e.to_string()))?;
             }
         }
-        Ok(())
+        self.workers(w)?.provision(w, &self.dir, on)
+    }
+
+    async fn complete(&self, w: &Workload, on: OnProgress<'_>) -> Result<Outputs, BackendError> {
+        let admin = frankenetes_bundle::OutputLayout::new(self.dir.join("bundle")).admin_conf();
+        let tier = self.apiserver_tier(&w.kubernetes_version)?;
+        self.workers(w)?
+            .await_gates(tier.then_some(admin.as_path()), self.worker_timeout, on)
+            .await?;
+        Ok(Outputs::default())
+    }
+
+    /// Drains the workers' containers through their containerd, deletes every unit, then
+    /// removes what the workers' runtimes left (shims, pod networking, mounts, sockets).
+    async fn teardown(
+        &self,
+        tag: &ClusterTag,
+        _purge: bool,
+        on: OnProgress<'_>,
+    ) -> Result<Vec<Resource>, BackendError> {
+        let run = self.dir.join("run");
+        let cluster = tag.cluster.clone();
+        let r = run.clone();
+        tokio::task::spawn_blocking(move || nodes::drain_all(&r, &cluster))
+            .await
+            .map_err(|e| BackendError::new(BackendErrorKind::Other, e.to_string()))?;
+        frankenetes_compute::platform::delete_units(&self.backend, tag, on).await?;
+        nodes::sweep_all(&run, &tag.cluster, on);
+        self.inventory(tag).await
     }
 
     fn supports(&self, _op: Operation) -> Result<(), BackendError> {
