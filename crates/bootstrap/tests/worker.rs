@@ -201,7 +201,7 @@ async fn workers_run_their_own_containerd_and_down_leaves_nothing() {
         .cache(None)
         .worker_timeout(Duration::from_secs(60));
     let c = Cluster::new(
-        spec("workers", 141, 2),
+        spec("workers", 211, 2),
         platform,
         Options::new(&dir)
             .gate_timeout(Duration::from_secs(60))
@@ -388,7 +388,7 @@ async fn kubelet_and_kube_proxy_use_only_inventory_flags() {
     let platform = LocalPlatform::new(dir.path())
         .bin_dir(Some(bin.clone()))
         .cache(None);
-    let c = Cluster::new(spec("flags", 151, 2), platform, Options::new(dir.path()));
+    let c = Cluster::new(spec("flags", 221, 2), platform, Options::new(dir.path()));
     let (prepared, _) = c.plan().unwrap();
     let waves = frankenetes_compute::Platform::waves(c.platform(), &prepared.workload).unwrap();
     let commands: Vec<(String, Vec<String>)> = waves
