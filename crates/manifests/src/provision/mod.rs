@@ -23,7 +23,7 @@
 //! - A kubelet system container (Typhoon's way) runs an image the Kubernetes project does not
 //!   publish (`quay.io/poseidon/kubelet`): not an official artefact.
 //!
-//! The hashes come from [`checksums`] for the versions this release knows (their provenance
+//! The hashes come from `checksums.rs` for the versions this release knows (their provenance
 //! is there), or from the caller ([`Binaries::Download`]'s `sources`, filled for example from
 //! the official `.sha256` files by `frankenetes_bootstrap::fetch`, which keeps this crate
 //! offline). For a version with neither, render refuses: [`crate::Error::NoBinaryHash`].
@@ -116,7 +116,7 @@ impl BinarySource {
         )
     }
 
-    /// The official source of `binary`, when this release knows its SHA-256 ([`checksums`]).
+    /// The official source of `binary`, when this release knows its SHA-256 (`checksums.rs`).
     pub fn official(version: &KubernetesVersion, arch: Arch, binary: NodeBinary) -> Option<Self> {
         let v = version.to_string();
         checksums::OFFICIAL
