@@ -323,6 +323,18 @@ async fn workers_run_their_own_containerd_and_down_leaves_nothing() {
         processes_under(&dir)
     );
 
+    // Another cluster's pod on this host, in the same subnet but not on our bridge: not ours.
+    let foreign = format!("cni-fkforeign-{}", std::process::id());
+    guard.netns.push(foreign.clone());
+    run(Command::new("ip").args(["netns", "add", &foreign]));
+    // Its veth's host end is on no bridge of ours (another cluster's would be on its cni0).
+    let host_end = format!("fkfv{}", std::process::id() % 1_000_000);
+    run(Command::new("ip").args([
+        "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &foreign,
+    ]));
+    let other = subnet.replace(".0/24", ".200/24");
+    run(Command::new("ip").args(["-n", &foreign, "addr", "add", &other, "dev", "eth0"]));
+
     let down = c.down(DownOptions::default()).await.unwrap();
     let _ = down;
     // Nothing is left: no containerd, shim or container process…
@@ -354,13 +366,17 @@ async fn workers_run_their_own_containerd_and_down_leaves_nothing() {
         !Path::new("/var/run/netns").join(&netns).exists(),
         "the pod's network namespace is left"
     );
+    assert!(
+        Path::new("/var/run/netns").join(&foreign).exists(),
+        "down deleted a network namespace that is not on the worker's bridge"
+    );
     for b in &guard.bridges {
         assert!(
             !Path::new("/sys/class/net").join(b).exists(),
             "bridge {b} is left"
         );
     }
-    guard.netns.clear();
+    guard.netns.retain(|n| *n == foreign);
 }
 
 #[test]

@@ -250,9 +250,56 @@ fn netns_addresses(name: &str) -> Vec<IpAddr> {
         .collect()
 }
 
-/// The pods' network namespaces (`cni-*`, as containerd's CRI plugin names them) holding an
-/// address of the worker's subnet.
+/// The host-side interface indexes of the ports of `bridge`.
+fn bridge_ports(bridge: &str) -> BTreeSet<u32> {
+    std::fs::read_dir(Path::new("/sys/class/net").join(bridge).join("brif"))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|p| {
+            std::fs::read_to_string(
+                Path::new("/sys/class/net")
+                    .join(p.file_name())
+                    .join("ifindex"),
+            )
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+        })
+        .collect()
+}
+
+/// Whether an interface of the namespace is a veth whose host end is in `ports` (`eth0@if12`
+/// in `ip -o link`: the peer's index).
+fn attached_to(ns: &str, ports: &BTreeSet<u32>) -> bool {
+    let Ok(out) = Command::new("ip")
+        .args(["-n", ns, "-o", "link", "show"])
+        .output()
+    else {
+        return false;
+    };
+    // `link-netnsid`: the peer is in another namespace (the host's), so its index is one of
+    // the host's.
+    String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+        l.contains(" link-netnsid ")
+            && l.split_whitespace()
+                .nth(1)
+                .and_then(|name| name.trim_end_matches(':').split_once("@if"))
+                .and_then(|(_, peer)| peer.parse::<u32>().ok())
+                .is_some_and(|peer| ports.contains(&peer))
+    })
+}
+
+/// The pods' network namespaces of this worker: `cni-*` (as containerd's CRI plugin names
+/// them), holding an address of the worker's subnet, and attached to the worker's own bridge.
+/// Both: another cluster on this host may use the same pod CIDR through its own containerd,
+/// and its namespaces are not ours to delete. Call it before the bridge's ports are removed.
 pub(crate) fn pod_netns(w: &Worker) -> Vec<String> {
+    let ports = bridge_ports(&w.bridge);
+    if ports.is_empty() {
+        return Vec::new();
+    }
     let Ok(rd) = std::fs::read_dir(NETNS_DIR) else {
         return Vec::new();
     };
@@ -263,6 +310,7 @@ pub(crate) fn pod_netns(w: &Worker) -> Vec<String> {
             netns_addresses(n)
                 .into_iter()
                 .any(|a| in_subnet(&w.subnet, a))
+                && attached_to(n, &ports)
         })
         .collect()
 }
