@@ -168,6 +168,12 @@ pub(crate) fn plan(a: &SpecArgs, format: Format) -> CmdResult {
     if structured(format, &doc)? {
         return Ok(Outcome::Ok);
     }
+    print_plan(&doc, &pki_plan);
+    Ok(Outcome::Ok)
+}
+
+/// `plan`'s text: the cluster, its PKI, each node's files, what the backend creates and costs.
+fn print_plan(doc: &PlanDoc, pki_plan: &PkiPlan) {
     outln!(
         "cluster {} (Kubernetes {}), endpoint {}, backend {}",
         doc.cluster,
@@ -235,7 +241,6 @@ pub(crate) fn plan(a: &SpecArgs, format: Format) -> CmdResult {
     if let Some(src) = &doc.price_source {
         outln!("prices: {src}");
     }
-    Ok(Outcome::Ok)
 }
 
 /// `frankenetes render`: the PKI (made or completed), every node's bundle and the gateway's,
