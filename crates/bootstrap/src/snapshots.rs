@@ -175,20 +175,7 @@ pub fn verify(file: &Path, tools_dir: Option<&Path>) -> Result<String, SnapshotE
         file: file.to_owned(),
         reason,
     };
-    let sum_path = checksum_path(file);
-    let want = std::fs::read_to_string(&sum_path).map_err(|e| {
-        unusable(format!(
-            "its checksum file {} cannot be read ({e}); a snapshot without one is not used",
-            sum_path.display()
-        ))
-    })?;
-    let got = sha256_file(file)?;
-    if want.split_whitespace().next() != Some(got.as_str()) {
-        return Err(unusable(format!(
-            "its SHA-256 {got} does not match {} (the file changed after it was written)",
-            sum_path.display()
-        )));
-    }
+    let got = verify_checksum(file)?;
     let scratch = tempfile::Builder::new()
         .prefix(".frankenetes-verify-")
         .tempdir()
@@ -218,6 +205,30 @@ pub fn verify(file: &Path, tools_dir: Option<&Path>) -> Result<String, SnapshotE
         return Err(unusable(format!(
             "etcd's integrity check failed: {}",
             last.trim()
+        )));
+    }
+    Ok(got)
+}
+
+/// Checks `file` against its `.sha256` (which must exist) only: the cheap half of [`verify`].
+/// Returns the SHA-256.
+pub fn verify_checksum(file: &Path) -> Result<String, SnapshotError> {
+    let unusable = |reason: String| SnapshotError::Unusable {
+        file: file.to_owned(),
+        reason,
+    };
+    let sum_path = checksum_path(file);
+    let want = std::fs::read_to_string(&sum_path).map_err(|e| {
+        unusable(format!(
+            "its checksum file {} cannot be read ({e}); a snapshot without one is not used",
+            sum_path.display()
+        ))
+    })?;
+    let got = sha256_file(file)?;
+    if want.split_whitespace().next() != Some(got.as_str()) {
+        return Err(unusable(format!(
+            "its SHA-256 {got} does not match {} (the file changed after it was written)",
+            sum_path.display()
         )));
     }
     Ok(got)
@@ -292,6 +303,18 @@ pub fn choose(
     }
 }
 
+/// Removes a snapshot and its `.sha256` (either may be gone already).
+pub fn remove(file: &Path) -> Result<(), SnapshotError> {
+    for p in [file.to_owned(), checksum_path(file)] {
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(SnapshotError::Io { path: p, source }),
+        }
+    }
+    Ok(())
+}
+
 /// Keeps the `keep` newest snapshots of `dir` whose names start with `prefix`, removing the
 /// others with their `.sha256`. Returns the files removed.
 pub fn prune(dir: &Path, prefix: &str, keep: usize) -> Result<Vec<PathBuf>, SnapshotError> {
@@ -306,13 +329,7 @@ pub fn prune(dir: &Path, prefix: &str, keep: usize) -> Result<Vec<PathBuf>, Snap
         })
         .skip(keep)
     {
-        for p in [s.path.clone(), checksum_path(&s.path)] {
-            match std::fs::remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(SnapshotError::Io { path: p, source }),
-            }
-        }
+        remove(&s.path)?;
         removed.push(s.path);
     }
     Ok(removed)

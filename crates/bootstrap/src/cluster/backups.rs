@@ -167,8 +167,8 @@ impl<P: Platform> Cluster<P> {
             // The checksum only: etcd's own check ran right after the backup was written and
             // runs again before any restore; a restore into a scratch directory per backup on
             // every `status` would grow with the database.
-            match checksum_holds(&s.path) {
-                Ok(()) => {
+            match snapshots::verify_checksum(&s.path) {
+                Ok(_) => {
                     st.verified += 1;
                     if st.newest.is_none() {
                         st.newest = Some((s.path.clone(), s.age().as_secs()));
@@ -216,51 +216,20 @@ fn backups(dir: &Path) -> Result<Vec<snapshots::Snapshot>, Error> {
         .collect())
 }
 
-/// Whether `file` still matches the `.sha256` written with it.
-fn checksum_holds(file: &Path) -> Result<(), snapshots::SnapshotError> {
-    let sum_path = snapshots::checksum_path(file);
-    let want =
-        std::fs::read_to_string(&sum_path).map_err(|e| snapshots::SnapshotError::Unusable {
-            file: file.to_owned(),
-            reason: format!(
-                "its checksum file {} cannot be read ({e})",
-                sum_path.display()
-            ),
-        })?;
-    let got = snapshots::sha256_file(file)?;
-    if want.split_whitespace().next() == Some(got.as_str()) {
-        Ok(())
-    } else {
-        Err(snapshots::SnapshotError::Unusable {
-            file: file.to_owned(),
-            reason: format!(
-                "its SHA-256 {got} does not match {} (the file changed after it was written)",
-                sum_path.display()
-            ),
-        })
-    }
-}
-
 /// Keeps the `keep` newest backups whose checksum holds, removing the older ones with
 /// their `.sha256`; a backup whose checksum fails is left for `status` to report.
 fn prune_verified(dir: &Path, keep: usize) -> Result<Vec<PathBuf>, Error> {
     let mut kept = 0;
     let mut removed = Vec::new();
     for s in backups(dir)? {
-        if checksum_holds(&s.path).is_err() {
+        if snapshots::verify_checksum(&s.path).is_err() {
             continue;
         }
         if kept < keep {
             kept += 1;
             continue;
         }
-        for p in [s.path.clone(), snapshots::checksum_path(&s.path)] {
-            match std::fs::remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(Error::Io { path: p, source }),
-            }
-        }
+        snapshots::remove(&s.path)?;
         removed.push(s.path);
     }
     Ok(removed)
