@@ -216,3 +216,71 @@ pub async fn snapshot(endpoint: &str, auth: &EtcdAuth, file: &Path) -> Result<St
     frankenetes_bundle::fs::write_atomic(&sum, format!("{digest}  {name}\n").as_bytes(), 0o600)?;
     Ok(digest)
 }
+
+/// A member as etcd's member list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Member {
+    /// Its member ID.
+    pub id: u64,
+    /// Its name; empty while an added member has not started yet.
+    pub name: String,
+    /// Where its peers reach it.
+    pub peer_urls: Vec<String>,
+}
+
+fn members_of(list: &[etcd_client::Member]) -> Vec<Member> {
+    list.iter()
+        .map(|m| Member {
+            id: m.id(),
+            name: m.name().to_owned(),
+            peer_urls: m.peer_urls().to_vec(),
+        })
+        .collect()
+}
+
+/// The cluster's members, from whichever of `endpoints` answers.
+pub async fn members(endpoints: &[String], auth: &EtcdAuth) -> Result<Vec<Member>, Error> {
+    let mut client = connect(endpoints, auth, Duration::from_secs(5)).await?;
+    let list = client
+        .member_list()
+        .await
+        .map_err(|e| Error::Etcd(format!("member list: {e}")))?;
+    Ok(members_of(list.members()))
+}
+
+/// Removes member `id` (etcd's runtime reconfiguration; etcd refuses it when it would leave
+/// the cluster without quorum).
+pub async fn remove_member(endpoints: &[String], auth: &EtcdAuth, id: u64) -> Result<(), Error> {
+    let mut client = connect(endpoints, auth, Duration::from_secs(5)).await?;
+    client
+        .member_remove(id)
+        .await
+        .map_err(|e| Error::Etcd(format!("member remove {id:x}: {e}")))?;
+    Ok(())
+}
+
+/// Adds a member reached at `peer_urls`; returns its ID and the members afterwards (the new
+/// one without a name until it starts).
+pub async fn add_member(
+    endpoints: &[String],
+    auth: &EtcdAuth,
+    peer_urls: Vec<String>,
+) -> Result<(u64, Vec<Member>), Error> {
+    let mut client = connect(endpoints, auth, Duration::from_secs(5)).await?;
+    let r = client
+        .member_add(peer_urls.clone(), None)
+        .await
+        .map_err(|e| Error::Etcd(format!("member add {}: {e}", peer_urls.join(","))))?;
+    let id = r.member().map(etcd_client::Member::id).unwrap_or_default();
+    Ok((id, members_of(r.member_list())))
+}
+
+/// Whether a key can be written and read back through `endpoints` (the cluster has quorum).
+pub async fn has_quorum(endpoints: &[String], auth: &EtcdAuth) -> bool {
+    let Ok(mut client) = connect(endpoints, auth, Duration::from_secs(2)).await else {
+        return false;
+    };
+    let key = "/frankenetes/quorum-probe";
+    client.put(key, "ok", None).await.is_ok() && client.get(key, None).await.is_ok()
+}

@@ -44,7 +44,7 @@ use std::sync::Once;
 
 pub use cluster::{
     BACKUP_UNIT, BackupReport, BackupStatus, Cluster, DownOptions, DownReport, Health, Options,
-    PauseReport, ResumeOptions, StatusReport, StatusRow, UpReport,
+    PauseReport, Restart, ResumeOptions, StatusReport, StatusRow, UpReport,
 };
 pub use events::{Event, Phase};
 pub use frankenetes_bundle::lock::LockError;

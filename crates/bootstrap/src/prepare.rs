@@ -84,7 +84,11 @@ pub(crate) fn prepare(inp: &Inputs<'_>, platform: &dyn Platform) -> Result<Prepa
         let (pki, r) = frankenetes_pki::sync(
             &PkiPlan::from(spec),
             inp.out.root(),
-            SyncOptions::default().renew_within(Some(inp.renew_window)),
+            // Leaves that no longer match the spec (a node's new address, a SAN added) are
+            // re-issued by the same CA; CAs are never replaced.
+            SyncOptions::default()
+                .renew(true)
+                .renew_within(Some(inp.renew_window)),
         )?;
         for (file, why) in r
             .replaced
@@ -92,13 +96,6 @@ pub(crate) fn prepare(inp: &Inputs<'_>, platform: &dyn Platform) -> Result<Prepa
             .filter(|(f, _)| f.extension().is_some_and(|e| e == "crt"))
         {
             (inp.events)(&Event::Info(format!("renewed {} ({why})", file.display())));
-        }
-        for s in &r.stale {
-            (inp.events)(&Event::Warning(format!(
-                "{} no longer matches the spec ({}); `frankenetes pki --renew` replaces it",
-                s.name,
-                s.reasons.join("; ")
-            )));
         }
         pki
     } else {

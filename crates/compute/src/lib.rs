@@ -452,6 +452,10 @@ pub struct Unit {
     pub addresses: Vec<IpAddr>,
     /// Backend details worth showing (PIDs, FQDN, instance type).
     pub details: BTreeMap<String, String>,
+    /// The command each container runs, as the backend started it, by container name; empty
+    /// where the backend does not report it. The sequencer compares it with what the spec
+    /// renders now to restart changed units one at a time (see `UnitSpec`).
+    pub commands: BTreeMap<String, Vec<String>>,
 }
 
 impl Unit {
@@ -464,6 +468,7 @@ impl Unit {
             state,
             addresses: Vec::new(),
             details: BTreeMap::new(),
+            commands: BTreeMap::new(),
         }
     }
 }

@@ -501,8 +501,10 @@ pub trait Platform: Send + Sync {
         ))
     }
 
-    /// The control-plane nodes whose etcd data is gone (a wiped disk, a replaced machine):
-    /// `resume` restores them from a snapshot before starting anything. Read-only.
+    /// The control-plane nodes whose etcd data is gone (a wiped disk, a replaced machine).
+    /// When every member lost it, `resume` restores them all from a snapshot; when a quorum
+    /// kept theirs, the sequencer re-joins the others as new members (etcd's runtime
+    /// reconfiguration). Read-only.
     fn members_without_data(&self, _workload: &Workload) -> Result<Vec<String>, BackendError> {
         Ok(Vec::new())
     }

@@ -118,10 +118,13 @@ impl Options {
 }
 
 mod backups;
+mod members;
 mod operations;
 mod reports;
+mod rolling;
 
 pub use backups::{BACKUP_UNIT, BackupReport, BackupStatus};
+pub use rolling::Restart;
 
 pub use reports::{
     DownOptions, DownReport, Health, PauseReport, ResumeOptions, StatusReport, StatusRow, UpReport,
@@ -328,11 +331,20 @@ impl<P: Platform> Cluster<P> {
             .map_err(backend(Phase::Preflight))
     }
 
-    /// Brings the cluster up, or converges it if it is partly or wholly up already.
+    /// Brings the cluster up, or converges it if it is partly or wholly up already: what is
+    /// missing is started; a running unit whose rendered command changed is restarted, one
+    /// at a time behind its wave's gate ([`UpReport::restarted`]; [`Cluster::restarts`]
+    /// tells beforehand); control planes whose etcd data is gone while a quorum kept theirs
+    /// re-join as new members ([`UpReport::rejoined`]).
     pub async fn up(&self) -> Result<UpReport, Error> {
         // Bad input is refused before the lock's directory or anything else is made.
         self.validate()?;
         let _lock = self.lock("up")?;
+        self.converge().await
+    }
+
+    /// `up` under the lock.
+    async fn converge(&self) -> Result<UpReport, Error> {
         let mut report = UpReport {
             admin_kubeconfig: self.bundle().admin_conf(),
             ..Default::default()
@@ -365,7 +377,7 @@ impl<P: Platform> Cluster<P> {
         })
         .await?;
         for wave in self.platform.waves(w).map_err(backend(Phase::Units))? {
-            self.start_wave(&wave, &mut report).await?;
+            self.start_wave(w, &wave, &mut report).await?;
             if wave.gate == Gate::ApiServerReady
                 && self.platform.reachable()
                 && self.opts.addons.enabled
@@ -396,11 +408,47 @@ impl<P: Platform> Cluster<P> {
         Ok(report)
     }
 
-    /// Creates (or adopts, starting stopped ones) a wave's units, then awaits its gate.
-    async fn start_wave(&self, wave: &Wave, report: &mut UpReport) -> Result<(), Error> {
+    /// Creates (or adopts, starting stopped ones) a wave's units and awaits its gate; in the
+    /// etcd wave, re-joins members whose data is gone first; then restarts the running units
+    /// whose command changed, one at a time, each behind the gate again.
+    async fn start_wave(
+        &self,
+        w: &frankenetes_compute::Workload,
+        wave: &Wave,
+        report: &mut UpReport,
+    ) -> Result<(), Error> {
         let (start, gate) = phases_of(wave.gate);
+        let rejoin = if wave.gate == Gate::EtcdHealthy {
+            self.members_to_rejoin(w)?
+        } else {
+            Vec::new()
+        };
+        let units = self
+            .platform
+            .backend()
+            .list(&self.tag)
+            .await
+            .map_err(backend(start))?;
+        let mut restarts = Vec::new();
         self.timed(start, report, async {
             for u in &wave.units {
+                if rejoin.iter().any(|n| u.name == format!("etcd-{n}")) {
+                    continue;
+                }
+                let running = units
+                    .iter()
+                    .find(|r| r.name == u.name && r.state == UnitState::Running);
+                match running.map(|r| rolling::compare(u, r)) {
+                    Some(rolling::Compare::Same) => continue,
+                    Some(rolling::Compare::Changed(why)) => {
+                        restarts.push(Restart {
+                            unit: u.name.clone(),
+                            why,
+                        });
+                        continue;
+                    }
+                    Some(rolling::Compare::Unknown) | None => {}
+                }
                 let created = self.create(start, u).await?;
                 if created.state == UnitState::Stopped {
                     self.platform
@@ -413,7 +461,58 @@ impl<P: Platform> Cluster<P> {
             Ok(())
         })
         .await?;
-        self.timed(gate, report, self.await_gate(wave, gate)).await
+        for node in &rejoin {
+            self.rejoin(wave, node, &rejoin).await?;
+            report.rejoined.push(node.clone());
+        }
+        self.timed(gate, report, self.await_gate(wave, gate))
+            .await?;
+        for r in restarts {
+            let Some(u) = wave.units.iter().find(|u| u.name == r.unit) else {
+                continue;
+            };
+            self.emit(Event::Info(format!(
+                "restarting {} ({}), then waiting for {}",
+                r.unit, r.why, gate
+            )));
+            self.create(start, u).await?;
+            self.await_gate(wave, gate).await?;
+            report.restarted.push(r);
+        }
+        Ok(())
+    }
+
+    /// The running units `up` would restart because what the spec renders for them changed,
+    /// and why. Only where the platform runs on this machine ([`Placement::Host`]): listing a
+    /// remote backend's units is a call, and `plan` makes none.
+    ///
+    /// [`Placement::Host`]: frankenetes_compute::Placement::Host
+    pub async fn restarts(&self, w: &frankenetes_compute::Workload) -> Result<Vec<Restart>, Error> {
+        if self.platform.placement() != frankenetes_compute::Placement::Host {
+            return Ok(Vec::new());
+        }
+        let units = self
+            .platform
+            .backend()
+            .list(&self.tag)
+            .await
+            .map_err(backend(Phase::Preflight))?;
+        let mut out = Vec::new();
+        for wave in self.platform.waves(w).map_err(backend(Phase::Preflight))? {
+            for u in &wave.units {
+                if let Some(r) = units
+                    .iter()
+                    .find(|r| r.name == u.name && r.state == UnitState::Running)
+                    && let rolling::Compare::Changed(why) = rolling::compare(u, r)
+                {
+                    out.push(Restart {
+                        unit: u.name.clone(),
+                        why,
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Creates a unit, retrying transient errors until the gate timeout.

@@ -266,9 +266,14 @@ impl<P: Platform> Cluster<P> {
     }
 
     /// Rebuilds every etcd member from `file` (verified first: checksum and etcd's own
-    /// integrity check): units stopped, old data moved aside, members restored with their
-    /// names and peer URLs, units started again behind the health gates.
-    pub async fn restore(&self, file: &Path) -> Result<(), Error> {
+    /// integrity check) and brings the cluster up on it: units stopped, old data moved aside,
+    /// each member of the spec restored with its name and peer URLs — which may differ from
+    /// the snapshot's (other node names, other addresses: etcd's restore writes a new member
+    /// list; certificates that no longer match the spec are re-issued, CAs kept) — then
+    /// `up`'s sequence behind the health gates. Units of nodes no longer in the spec are
+    /// deleted.
+    pub async fn restore(&self, file: &Path) -> Result<UpReport, Error> {
+        self.validate()?;
         let _lock = self.lock("restore")?;
         self.platform
             .supports(Operation::Restore)
@@ -276,16 +281,43 @@ impl<P: Platform> Cluster<P> {
         snapshots::verify(file, None)?;
         let prepared = self.prepare(true)?;
         let w = &prepared.workload;
-        let stopped = self.stop_all(w, None, false).await?;
+        self.stop_all(w, None, false).await?;
         let on = self.on_progress(Phase::Restore);
         self.platform
             .restore(w, file, &[], &on)
             .await
             .map_err(backend(Phase::Restore))?;
-        if stopped.is_empty() {
-            return Ok(());
+        self.delete_orphans(w).await?;
+        self.converge().await
+    }
+
+    /// Deletes the units of no wave of `w` (nodes taken out of the spec), except the backup
+    /// schedule.
+    async fn delete_orphans(&self, w: &frankenetes_compute::Workload) -> Result<(), Error> {
+        let waves = self.platform.waves(w).map_err(backend(Phase::Restore))?;
+        let units = self
+            .platform
+            .backend()
+            .list(&self.tag)
+            .await
+            .map_err(backend(Phase::Restore))?;
+        for u in units.iter().filter(|u| {
+            u.name != super::BACKUP_UNIT
+                && !waves
+                    .iter()
+                    .any(|wv| wv.units.iter().any(|s| s.name == u.name))
+        }) {
+            match self.platform.backend().delete(&u.id).await {
+                Err(e) if e.kind != frankenetes_compute::BackendErrorKind::NotFound => {
+                    return Err(backend(Phase::Restore)(e));
+                }
+                _ => self.emit(Event::Info(format!(
+                    "deleted {}: its node is not in the spec",
+                    u.name
+                ))),
+            }
         }
-        self.start_all(w).await
+        Ok(())
     }
 
     /// Stops every unit, last wave first; before the first wave (etcd) stops, takes a
@@ -346,7 +378,7 @@ impl<P: Platform> Cluster<P> {
     async fn start_all(&self, w: &frankenetes_compute::Workload) -> Result<(), Error> {
         let mut report = UpReport::default();
         for wave in self.platform.waves(w).map_err(backend(Phase::Units))? {
-            self.start_wave(&wave, &mut report).await?;
+            self.start_wave(w, &wave, &mut report).await?;
         }
         if self.spec.etcd.backup.is_some() {
             self.start_backups().await?;
@@ -411,15 +443,13 @@ impl<P: Platform> Cluster<P> {
             .platform
             .members_without_data(w)
             .map_err(backend(Phase::Restore))?;
-        let members = self.spec.control_plane.len();
-        if !missing.is_empty() && missing.len() < members {
-            return Err(Error::Spec(format!(
-                "{} lost their etcd data while the other members kept theirs: restore the whole \
-                 cluster from a snapshot with `frankenetes restore FILE` (snapshots are in {})",
-                missing.join(", "),
-                self.snapshot_dir().display()
-            )));
-        }
+        // Some members lost their data while a quorum kept theirs: the etcd wave re-joins
+        // them (see `members`); every member lost it: restore the newest snapshot first.
+        let missing = if missing.len() < self.spec.control_plane.len() {
+            Vec::new()
+        } else {
+            missing
+        };
         if !missing.is_empty() {
             let (file, warning) =
                 snapshots::choose(&self.snapshot_dir(), opts.allow_older_snapshot, None)?;

@@ -20,6 +20,11 @@ pub struct UpReport {
     pub admin_kubeconfig: PathBuf,
     /// What the platform found out (a public IP, an endpoint).
     pub outputs: Outputs,
+    /// Running units restarted because what the spec renders for them changed, one at a
+    /// time behind their wave's gate, in order.
+    pub restarted: Vec<super::Restart>,
+    /// Control planes whose etcd data was gone, re-joined as new members.
+    pub rejoined: Vec<String>,
 }
 
 /// A health verdict.

@@ -145,7 +145,8 @@ impl LocalBackend {
             ClusterTag::new(r.cluster.clone()),
             state,
         );
-        for (c, _) in &r.containers {
+        for (c, argv) in &r.containers {
+            u.commands.insert(c.clone(), argv.clone());
             let pid = std::fs::read_to_string(self.unit_dir(&r.name).join(format!("{c}.pid")))
                 .unwrap_or_default();
             u.details.insert(format!("{c}.pid"), pid.trim().to_owned());

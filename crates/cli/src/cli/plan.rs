@@ -48,6 +48,8 @@ struct PlanDoc {
     resources: Vec<PlanResource>,
     usd_per_hour: f64,
     price_source: Option<String>,
+    /// Running units `up` would restart, one at a time behind their gates, and why.
+    restarts: Vec<frankenetes::bootstrap::Restart>,
     warnings: Vec<String>,
     security: Vec<String>,
 }
@@ -95,6 +97,9 @@ pub(crate) fn plan(a: &SpecArgs, format: Format) -> CmdResult {
     let cluster = Cluster::new(l.spec.clone(), platform, opts);
     cluster.validate().ctx(file.clone())?;
     let (prepared, pplan) = cluster.plan().ctx(file.clone())?;
+    let restarts = rt
+        .block_on(cluster.restarts(&prepared.workload))
+        .ctx(file.clone())?;
     let spec = &l.spec;
     let pki_plan = PkiPlan::from(spec);
     let mut security = Vec::new();
@@ -159,6 +164,7 @@ pub(crate) fn plan(a: &SpecArgs, format: Format) -> CmdResult {
             .collect(),
         usd_per_hour: pplan.usd_per_hour(),
         price_source: pplan.price_source.clone(),
+        restarts,
         warnings,
         security,
     };
@@ -240,6 +246,12 @@ fn print_plan(doc: &PlanDoc, pki_plan: &PkiPlan) {
     }
     if let Some(src) = &doc.price_source {
         outln!("prices: {src}");
+    }
+    if !doc.restarts.is_empty() {
+        outln!("running units `up` restarts, one at a time, each behind its health gate:");
+        for r in &doc.restarts {
+            outln!("  {:<36} {}", r.unit, r.why);
+        }
     }
 }
 
