@@ -513,3 +513,64 @@ fn scheduled_backups_keep_three_verified_and_report_a_corrupted_one() {
         "backup processes left after down: {left:?}"
     );
 }
+
+/// docs/day-two.md: a changed spec is shown by `plan` and rolled by `up` one member at a
+/// time; a member whose data is gone re-joins on `resume`.
+#[test]
+fn a_changed_spec_is_planned_then_rolled_and_a_lost_member_rejoins() {
+    let (dir, _down) = cluster("rolled", 114);
+    let d = dir.path();
+    ok(&bin(&["up", "-f", "cluster.yaml"], d));
+    let yaml = std::fs::read_to_string(d.join("cluster.yaml")).unwrap();
+    std::fs::write(
+        d.join("cluster.yaml"),
+        yaml.replace(
+            "  controlPlane:\n",
+            "  etcd: { extraArgs: { snapshot-count: \"5000\" } }\n  controlPlane:\n",
+        ),
+    )
+    .unwrap();
+
+    let plan = bin(&["plan", "-f", "cluster.yaml"], d);
+    ok(&plan);
+    let out = text(&plan);
+    assert!(out.contains("restarts, one at a time"), "{out}");
+    for n in ["control-01", "control-02", "control-03"] {
+        assert!(
+            out.lines().any(|l| l.contains(&format!("etcd-{n}"))
+                && l.contains("--snapshot-count: 10000 → 5000")),
+            "{out}"
+        );
+    }
+    let json = bin(&["plan", "-f", "cluster.yaml", "-o", "json"], d);
+    ok(&json);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["restarts"].as_array().unwrap().len(), 3, "{doc}");
+
+    let up = bin(&["up", "-f", "cluster.yaml"], d);
+    ok(&up);
+    let out = text(&up);
+    let order: Vec<usize> = ["control-01", "control-02", "control-03"]
+        .iter()
+        .map(|n| out.find(&format!("restarting etcd-{n}")).expect(&out))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{out}");
+    let again = bin(&["plan", "-f", "cluster.yaml"], d);
+    assert!(
+        !text(&again).contains("restarts, one at a time"),
+        "{}",
+        text(&again)
+    );
+
+    // control-02's data is gone while the cluster is paused: resume re-joins it.
+    ok(&bin(&["pause", "-f", "cluster.yaml"], d));
+    std::fs::remove_dir_all(d.join(".frankenetes/rolled/data/control-02/etcd")).unwrap();
+    let resume = bin(&["resume", "-f", "cluster.yaml"], d);
+    ok(&resume);
+    assert!(
+        text(&resume).contains("control-02: added as member"),
+        "{}",
+        text(&resume)
+    );
+    ok(&bin(&["status", "-f", "cluster.yaml"], d));
+}
