@@ -28,6 +28,9 @@ pub struct Prepared {
     pub workload: Workload,
     /// The etcd release the flags were rendered for.
     pub etcd_version: EtcdVersion,
+    /// Files of the PKI written again in this run (renewed, or re-issued for a changed
+    /// spec): components that read them only at start are restarted by `up`.
+    pub renewed: Vec<PathBuf>,
 }
 
 /// Inputs of [`prepare`].
@@ -79,6 +82,7 @@ pub(crate) fn prepare(inp: &Inputs<'_>, platform: &dyn Platform) -> Result<Prepa
         .binaries(binaries);
     // Everything that can be refused is refused before a key is made.
     opts.binaries.check(spec)?;
+    let mut renewed = Vec::new();
     let pki = if inp.write {
         frankenetes_bundle::fs::remove_stale_temps(inp.out.root())?;
         let (pki, r) = frankenetes_pki::sync(
@@ -97,6 +101,17 @@ pub(crate) fn prepare(inp: &Inputs<'_>, platform: &dyn Platform) -> Result<Prepa
         {
             (inp.events)(&Event::Info(format!("renewed {} ({why})", file.display())));
         }
+        renewed = r
+            .replaced
+            .iter()
+            .map(|(f, _)| {
+                if f.is_absolute() {
+                    f.clone()
+                } else {
+                    inp.out.root().join(f)
+                }
+            })
+            .collect();
         pki
     } else {
         // Throwaway ECDSA keys: only names, paths and sizes are shown.
@@ -135,6 +150,7 @@ pub(crate) fn prepare(inp: &Inputs<'_>, platform: &dyn Platform) -> Result<Prepa
         rendered,
         gateway,
         workload,
+        renewed,
     })
 }
 

@@ -377,7 +377,8 @@ impl<P: Platform> Cluster<P> {
         })
         .await?;
         for wave in self.platform.waves(w).map_err(backend(Phase::Units))? {
-            self.start_wave(w, &wave, &mut report).await?;
+            self.start_wave(w, &wave, &prepared.renewed, &mut report)
+                .await?;
             if wave.gate == Gate::ApiServerReady
                 && self.platform.reachable()
                 && self.opts.addons.enabled
@@ -415,6 +416,7 @@ impl<P: Platform> Cluster<P> {
         &self,
         w: &frankenetes_compute::Workload,
         wave: &Wave,
+        renewed: &[PathBuf],
         report: &mut UpReport,
     ) -> Result<(), Error> {
         let (start, gate) = phases_of(wave.gate);
@@ -439,7 +441,15 @@ impl<P: Platform> Cluster<P> {
                     .iter()
                     .find(|r| r.name == u.name && r.state == UnitState::Running);
                 match running.map(|r| rolling::compare(u, r)) {
-                    Some(rolling::Compare::Same) => continue,
+                    Some(rolling::Compare::Same) => {
+                        if let Some(why) = rolling::reads_renewed(u, renewed) {
+                            restarts.push(Restart {
+                                unit: u.name.clone(),
+                                why,
+                            });
+                        }
+                        continue;
+                    }
                     Some(rolling::Compare::Changed(why)) => {
                         restarts.push(Restart {
                             unit: u.name.clone(),

@@ -378,7 +378,7 @@ impl<P: Platform> Cluster<P> {
     async fn start_all(&self, w: &frankenetes_compute::Workload) -> Result<(), Error> {
         let mut report = UpReport::default();
         for wave in self.platform.waves(w).map_err(backend(Phase::Units))? {
-            self.start_wave(w, &wave, &mut report).await?;
+            self.start_wave(w, &wave, &[], &mut report).await?;
         }
         if self.spec.etcd.backup.is_some() {
             self.start_backups().await?;

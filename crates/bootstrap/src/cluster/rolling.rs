@@ -86,6 +86,31 @@ pub(crate) fn compare(spec: &UnitSpec, unit: &Unit) -> Compare {
     }
 }
 
+/// Why a running unit must restart although its command is the same: it reads a file that
+/// was renewed in this run (a kubeconfig, a certificate), and the component reads its files
+/// only at start. etcd is the exception: it reads its certificates on each TLS handshake
+/// (the renewal test shows its peers and clients moving to the new ones without a restart).
+pub(crate) fn reads_renewed(spec: &UnitSpec, renewed: &[std::path::PathBuf]) -> Option<String> {
+    let UnitKind::ContainerGroup(group) = &spec.kind else {
+        return None;
+    };
+    let files: Vec<String> = group
+        .containers
+        .iter()
+        .filter(|c| c.name != "etcd")
+        .flat_map(|c| c.command.iter())
+        .filter_map(|a| {
+            let value = a.split_once('=').map_or(a.as_str(), |(_, v)| v);
+            renewed
+                .iter()
+                .find(|r| r.as_os_str() == value)
+                .and_then(|r| r.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .collect();
+    (!files.is_empty()).then(|| format!("renewed {}: read only at start", files.join(", ")))
+}
+
 /// A value shortened for a message.
 fn short(v: &str) -> String {
     const MAX: usize = 48;
@@ -215,6 +240,22 @@ mod tests {
             &unit(&["/bin/etcd"]),
         );
         assert!(matches!(c, Compare::Changed(_)));
+    }
+
+    #[test]
+    fn a_component_reading_a_renewed_file_restarts_but_etcd_does_not() {
+        let renewed = vec![std::path::PathBuf::from("/b/controller-manager.conf")];
+        let mut cm = spec(&["/bin/kcm", "--kubeconfig=/b/controller-manager.conf"]);
+        if let UnitKind::ContainerGroup(g) = &mut cm.kind {
+            g.containers[0].name = "kube-controller-manager".into();
+        }
+        assert_eq!(
+            reads_renewed(&cm, &renewed).as_deref(),
+            Some("renewed controller-manager.conf: read only at start")
+        );
+        assert_eq!(reads_renewed(&cm, &[]), None);
+        let etcd = spec(&["/bin/etcd", "--cert-file=/b/controller-manager.conf"]);
+        assert_eq!(reads_renewed(&etcd, &renewed), None);
     }
 
     #[test]
