@@ -492,39 +492,6 @@ impl<P: Platform> Cluster<P> {
         Ok(())
     }
 
-    /// The running units `up` would restart because what the spec renders for them changed,
-    /// and why. Only where the platform runs on this machine ([`Placement::Host`]): listing a
-    /// remote backend's units is a call, and `plan` makes none.
-    ///
-    /// [`Placement::Host`]: frankenetes_compute::Placement::Host
-    pub async fn restarts(&self, w: &frankenetes_compute::Workload) -> Result<Vec<Restart>, Error> {
-        if self.platform.placement() != frankenetes_compute::Placement::Host {
-            return Ok(Vec::new());
-        }
-        let units = self
-            .platform
-            .backend()
-            .list(&self.tag)
-            .await
-            .map_err(backend(Phase::Preflight))?;
-        let mut out = Vec::new();
-        for wave in self.platform.waves(w).map_err(backend(Phase::Preflight))? {
-            for u in &wave.units {
-                if let Some(r) = units
-                    .iter()
-                    .find(|r| r.name == u.name && r.state == UnitState::Running)
-                    && let rolling::Compare::Changed(why) = rolling::compare(u, r)
-                {
-                    out.push(Restart {
-                        unit: u.name.clone(),
-                        why,
-                    });
-                }
-            }
-        }
-        Ok(out)
-    }
-
     /// Creates a unit, retrying transient errors until the gate timeout.
     async fn create(
         &self,

@@ -4,8 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use frankenetes_compute::{Unit, UnitKind, UnitSpec};
+use frankenetes_compute::{Platform, Unit, UnitKind, UnitSpec, UnitState};
 use serde::Serialize;
+
+use super::{Cluster, backend};
+use crate::{Error, Phase};
 
 /// A running unit that `up` restarts because what the spec renders for it changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -15,6 +18,41 @@ pub struct Restart {
     pub unit: String,
     /// What changed (`--quota-backend-bytes: 2147483648 → 4294967296`).
     pub why: String,
+}
+
+impl<P: Platform> Cluster<P> {
+    /// The running units `up` would restart because what the spec renders for them changed,
+    /// and why. Only where the platform runs on this machine ([`Placement::Host`]): listing a
+    /// remote backend's units is a call, and `plan` makes none.
+    ///
+    /// [`Placement::Host`]: frankenetes_compute::Placement::Host
+    pub async fn restarts(&self, w: &frankenetes_compute::Workload) -> Result<Vec<Restart>, Error> {
+        if self.platform.placement() != frankenetes_compute::Placement::Host {
+            return Ok(Vec::new());
+        }
+        let units = self
+            .platform
+            .backend()
+            .list(&self.tag)
+            .await
+            .map_err(backend(Phase::Preflight))?;
+        let mut out = Vec::new();
+        for wave in self.platform.waves(w).map_err(backend(Phase::Preflight))? {
+            for u in &wave.units {
+                if let Some(r) = units
+                    .iter()
+                    .find(|r| r.name == u.name && r.state == UnitState::Running)
+                    && let Compare::Changed(why) = compare(u, r)
+                {
+                    out.push(Restart {
+                        unit: u.name.clone(),
+                        why,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Flags etcd reads only when a member first starts: "used in bootstrapping … and ignored
