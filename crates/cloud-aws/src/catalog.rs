@@ -5,49 +5,34 @@
 //! (`DescribeInstanceTypes`) and applies the same rule to its answer, so a type missing here is
 //! still checked before anything is created.
 
-use std::fmt;
+/// The architecture of an instance type: the spec's (one type for the whole workspace: the
+/// kubelet the nodes download follows it); EC2 and AMIs name it [`ec2_name`].
+pub use frankenetes_spec::Arch;
 
-/// A processor architecture, as EC2 and AMIs name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[non_exhaustive]
-pub enum Arch {
-    /// `x86_64` (Intel, AMD).
-    X86_64,
-    /// `arm64` (Graviton).
-    Arm64,
-}
-
-impl Arch {
-    /// EC2's name (`x86_64`, `arm64`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Arm64 => "arm64",
-        }
-    }
-
-    /// From EC2's name.
-    pub fn parse(s: &str) -> Option<Arch> {
-        match s {
-            "x86_64" => Some(Arch::X86_64),
-            "arm64" => Some(Arch::Arm64),
-            _ => None,
-        }
-    }
-
-    /// A guess from the type's name, for types the table lacks: a `g` after the generation
-    /// digit (`t4g`, `m7g`, `c7gn`) is Graviton.
-    pub fn guess(instance_type: &str) -> Arch {
-        let family = instance_type.split('.').next().unwrap_or_default();
-        let graviton = family.len() > 2 && family[2..].contains('g') && !family.starts_with('g');
-        if graviton { Arch::Arm64 } else { Arch::X86_64 }
+/// EC2's and AMIs' name of an architecture: `x86_64`, `arm64`.
+pub fn ec2_name(arch: Arch) -> &'static str {
+    match arch {
+        Arch::Arm64 => "arm64",
+        // `Arch` is non-exhaustive; amd64 is the only other one Kubernetes and EC2 share.
+        _ => "x86_64",
     }
 }
 
-impl fmt::Display for Arch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+/// From EC2's name.
+pub fn from_ec2_name(s: &str) -> Option<Arch> {
+    match s {
+        "x86_64" => Some(Arch::Amd64),
+        "arm64" => Some(Arch::Arm64),
+        _ => None,
     }
+}
+
+/// A guess from the type's name, for types the table lacks: a `g` after the generation digit
+/// (`t4g`, `m7g`, `c7gn`) is Graviton.
+pub fn guess_arch(instance_type: &str) -> Arch {
+    let family = instance_type.split('.').next().unwrap_or_default();
+    let graviton = family.len() > 2 && family[2..].contains('g') && !family.starts_with('g');
+    if graviton { Arch::Arm64 } else { Arch::Amd64 }
 }
 
 /// One instance type: what it has and what it costs.
@@ -86,18 +71,18 @@ const fn t(
 /// source and date; memory and vCPUs from EC2's instance type pages, the same numbers moto's
 /// `DescribeInstanceTypes` returns).
 pub const INSTANCE_TYPES: &[InstanceType] = &[
-    t("t2.nano", Arch::X86_64, 1, 512, 0.0058),
-    t("t2.micro", Arch::X86_64, 1, 1024, 0.0116),
-    t("t2.small", Arch::X86_64, 1, 2048, 0.023),
-    t("t3.nano", Arch::X86_64, 2, 512, 0.0052),
-    t("t3.micro", Arch::X86_64, 2, 1024, 0.0104),
-    t("t3.small", Arch::X86_64, 2, 2048, 0.0208),
-    t("t3.medium", Arch::X86_64, 2, 4096, 0.0416),
-    t("t3a.nano", Arch::X86_64, 2, 512, 0.0047),
-    t("t3a.micro", Arch::X86_64, 2, 1024, 0.0094),
-    t("t3a.small", Arch::X86_64, 2, 2048, 0.0188),
-    t("t3a.medium", Arch::X86_64, 2, 4096, 0.0376),
-    t("t3a.large", Arch::X86_64, 2, 8192, 0.0752),
+    t("t2.nano", Arch::Amd64, 1, 512, 0.0058),
+    t("t2.micro", Arch::Amd64, 1, 1024, 0.0116),
+    t("t2.small", Arch::Amd64, 1, 2048, 0.023),
+    t("t3.nano", Arch::Amd64, 2, 512, 0.0052),
+    t("t3.micro", Arch::Amd64, 2, 1024, 0.0104),
+    t("t3.small", Arch::Amd64, 2, 2048, 0.0208),
+    t("t3.medium", Arch::Amd64, 2, 4096, 0.0416),
+    t("t3a.nano", Arch::Amd64, 2, 512, 0.0047),
+    t("t3a.micro", Arch::Amd64, 2, 1024, 0.0094),
+    t("t3a.small", Arch::Amd64, 2, 2048, 0.0188),
+    t("t3a.medium", Arch::Amd64, 2, 4096, 0.0376),
+    t("t3a.large", Arch::Amd64, 2, 8192, 0.0752),
     t("t4g.nano", Arch::Arm64, 2, 512, 0.0042),
     t("t4g.micro", Arch::Arm64, 2, 1024, 0.0084),
     t("t4g.small", Arch::Arm64, 2, 2048, 0.0168),
@@ -163,17 +148,26 @@ impl Needs {
         );
         match (cheapest(true), cheapest(false)) {
             (Some(f), Some(a)) if f.name == a.name => {
-                msg += &format!("; the smallest {arch} type that fits is {}", describe(f));
+                msg += &format!(
+                    "; the smallest {} type that fits is {}",
+                    ec2_name(arch),
+                    describe(f)
+                );
             }
             (Some(f), Some(a)) => {
                 msg += &format!(
-                    "; the smallest of its family that fits is {}, the cheapest {arch} type that fits is {}",
+                    "; the smallest of its family that fits is {}, the cheapest {} type that fits is {}",
                     describe(f),
+                    ec2_name(arch),
                     describe(a)
                 );
             }
             (None, Some(a)) => {
-                msg += &format!("; the cheapest {arch} type that fits is {}", describe(a))
+                msg += &format!(
+                    "; the cheapest {} type that fits is {}",
+                    ec2_name(arch),
+                    describe(a)
+                )
             }
             _ => {}
         }
@@ -191,14 +185,14 @@ mod tests {
             ("t4g.small", Arch::Arm64),
             ("m7g.large", Arch::Arm64),
             ("c7gn.large", Arch::Arm64),
-            ("t3a.nano", Arch::X86_64),
-            ("g5.xlarge", Arch::X86_64),
-            ("m6i.large", Arch::X86_64),
+            ("t3a.nano", Arch::Amd64),
+            ("g5.xlarge", Arch::Amd64),
+            ("m6i.large", Arch::Amd64),
         ] {
-            assert_eq!(Arch::guess(t), want, "{t}");
+            assert_eq!(guess_arch(t), want, "{t}");
         }
         for t in INSTANCE_TYPES {
-            assert_eq!(Arch::guess(t.name), t.arch, "{}", t.name);
+            assert_eq!(guess_arch(t.name), t.arch, "{}", t.name);
         }
     }
 
@@ -247,7 +241,7 @@ mod tests {
         );
         // Intel's small is dearer than AMD's: both named.
         let msg = CONTROL_PLANE
-            .shortfall("t3.micro", Arch::X86_64, 1024, 2)
+            .shortfall("t3.micro", Arch::Amd64, 1024, 2)
             .unwrap();
         assert!(
             msg.contains("smallest of its family that fits is t3.small")
@@ -256,7 +250,7 @@ mod tests {
         );
         // Enough memory, one vCPU.
         let msg = CONTROL_PLANE
-            .shortfall("t2.small", Arch::X86_64, 2048, 1)
+            .shortfall("t2.small", Arch::Amd64, 2048, 1)
             .unwrap();
         assert!(msg.contains("t3a.small"), "{msg}");
         // Graviton stays Graviton (the AMI follows the architecture).
@@ -265,11 +259,11 @@ mod tests {
             .unwrap();
         assert!(msg.contains("arm64 type that fits is t4g.small"), "{msg}");
         assert_eq!(
-            CONTROL_PLANE.shortfall("t3a.small", Arch::X86_64, 2048, 2),
+            CONTROL_PLANE.shortfall("t3a.small", Arch::Amd64, 2048, 2),
             None
         );
         assert_eq!(
-            CONTROL_PLANE.shortfall("m9z.huge", Arch::X86_64, 65536, 16),
+            CONTROL_PLANE.shortfall("m9z.huge", Arch::Amd64, 65536, 16),
             None
         );
     }

@@ -14,7 +14,6 @@ use frankenetes_compute::{
 };
 use frankenetes_spec::{ClusterSpec, NodeName};
 
-use crate::catalog::Arch;
 use crate::{Error, Event, Lab, LabPayloads};
 
 /// The AWS lab as a [`Platform`].
@@ -117,11 +116,9 @@ impl Platform for AwsPlatform {
     /// kubectl) for the instance type's architecture.
     fn node_binaries_arch(&self) -> Option<&'static str> {
         let t = &self.lab.aws.instance_type;
-        let arch = crate::catalog::instance_type(t).map_or_else(|| Arch::guess(t), |i| i.arch);
-        Some(match arch {
-            Arch::X86_64 => "amd64",
-            Arch::Arm64 => "arm64",
-        })
+        let arch = crate::catalog::instance_type(t)
+            .map_or_else(|| crate::catalog::guess_arch(t), |i| i.arch);
+        Some(arch.name())
     }
 
     fn plan(&self, w: &Workload) -> Result<PlatformPlan, BackendError> {

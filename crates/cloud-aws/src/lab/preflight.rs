@@ -133,7 +133,7 @@ impl Lab {
         if let Some(n) = node {
             self.check_size(n.arch, n.memory_mib, n.vcpus)?;
         }
-        let arch_of = |m: &Machine| info.get(self.size(m)).map_or(Arch::X86_64, |i| i.arch);
+        let arch_of = |m: &Machine| info.get(self.size(m)).map_or(Arch::Amd64, |i| i.arch);
         let archs: BTreeSet<Arch> = self.machines().iter().map(arch_of).collect();
         let by_arch = self.images(&archs, on).await?;
         let images = self
@@ -173,14 +173,17 @@ impl Lab {
             .map(|p| {
                 p.supported_architectures()
                     .iter()
-                    .filter_map(|a| Arch::parse(a.as_str()))
+                    .filter_map(|a| catalog::from_ec2_name(a.as_str()))
                     .collect()
             })
             .unwrap_or_default();
-        let arch = if archs.contains(&Arch::X86_64) {
-            Arch::X86_64
+        let arch = if archs.contains(&Arch::Amd64) {
+            Arch::Amd64
         } else {
-            archs.first().copied().unwrap_or_else(|| Arch::guess(t))
+            archs
+                .first()
+                .copied()
+                .unwrap_or_else(|| catalog::guess_arch(t))
         };
         let memory = it
             .memory_info()
@@ -300,7 +303,10 @@ impl Lab {
         }
         let found = try_join_all(archs.iter().map(|a| async move {
             let (id, name) = self.fedora_coreos(*a).await?;
-            on(&Event::Checked(format!("AMI {id} ({name}) for {a}")));
+            on(&Event::Checked(format!(
+                "AMI {id} ({name}) for {}",
+                catalog::ec2_name(*a)
+            )));
             Ok::<_, Error>((*a, id))
         }))
         .await?;
@@ -347,7 +353,11 @@ impl Lab {
             .architecture()
             .map(|a| a.as_str().to_owned())
             .unwrap_or_default();
-        if let Some(other) = archs.iter().find(|a| a.as_str() != arch) {
+        if let Some(other) = archs
+            .iter()
+            .map(|a| catalog::ec2_name(*a))
+            .find(|a| *a != arch)
+        {
             return Err(Error::Spec {
                 field: "spec.backend.aws.ami".into(),
                 message: format!(
@@ -370,7 +380,7 @@ impl Lab {
             .describe_images()
             .owners(FEDORA_COREOS_OWNER)
             .filters(tags::field("name", &["fedora-coreos-*"]))
-            .filters(tags::field("architecture", &[arch.as_str()]))
+            .filters(tags::field("architecture", &[catalog::ec2_name(arch)]))
             .filters(tags::field("state", &["available"]))
             .send()
             .await
@@ -394,9 +404,10 @@ impl Lab {
                 Err(Error::Spec {
                     field: "spec.backend.aws.ami".into(),
                     message: format!(
-                        "no Fedora CoreOS {arch} AMI (owner {FEDORA_COREOS_OWNER}, name fedora-coreos-*) is listed in {region}; \
+                        "no Fedora CoreOS {} AMI (owner {FEDORA_COREOS_OWNER}, name fedora-coreos-*) is listed in {region}; \
                          nothing was created. Set `ami:` to a Fedora CoreOS AMI of {region} \
-                         (https://fedoraproject.org/coreos/download?stream=stable, AWS, your region), or use a region that has one"
+                         (https://fedoraproject.org/coreos/download?stream=stable, AWS, your region), or use a region that has one",
+                        catalog::ec2_name(arch)
                     ),
                 })
             }
