@@ -28,6 +28,8 @@ pub mod layout;
 pub mod lock;
 mod node;
 pub mod systemd;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::path::PathBuf;
 

@@ -395,7 +395,6 @@ fn handle(state: &Mutex<State>, req: &Recorded, base: &str) -> Reply {
         return st.scripts.remove(i).unwrap().reply;
     }
     let p = req.path.as_str();
-    let cg = "/providers/Microsoft.ContainerInstance/containerGroups";
     if let Some(op) = p.split("/operations/").nth(1) {
         return match st.ops.get(op) {
             Some(b) => Reply::new(200, Some(b.clone())),
@@ -408,138 +407,158 @@ fn handle(state: &Mutex<State>, req: &Recorded, base: &str) -> Reply {
     if p.ends_with("/listKeys") && req.method == "POST" {
         return Reply::from_fixture("StorageAccountListKeys.json", "200", 200);
     }
-    if p.ends_with(cg) && req.method == "GET" {
-        let skip: usize = req
-            .query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("$skiptoken="))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let all: Vec<Value> = st
-            .groups
-            .values()
-            .cloned()
-            .map(strip_instance_view)
-            .collect();
-        let size = st.page_size.max(1);
-        let page: Vec<Value> = all.iter().skip(skip).take(size).cloned().collect();
-        let mut body = json!({ "value": page });
-        if skip + size < all.len() {
-            body["nextLink"] = json!(format!(
-                "{base}{p}?api-version=2026-05-01&$skiptoken={}",
-                skip + size
-            ));
-        }
-        return Reply::new(200, Some(body));
+    if p.ends_with(CG) && req.method == "GET" {
+        return list_groups(&st, req, base);
     }
-    let Some(rest) = p.split(&format!("{cg}/")).nth(1) else {
-        return Reply::new(
-            400,
-            Some(
-                json!({"error": {"code": "BadRequest", "message": format!("replay: no route for {} {p}", req.method)}}),
-            ),
-        );
+    let Some(rest) = p.split(&format!("{CG}/")).nth(1) else {
+        return no_route(req);
     };
     let (name, action) = match rest.split_once('/') {
-        Some((n, a)) => (n.to_owned(), Some(a.to_owned())),
-        None => (rest.to_owned(), None),
+        Some((n, a)) => (n, Some(a)),
+        None => (rest, None),
     };
-    let id = format!("/subscriptions/{SUB}/resourceGroups/{RG}{cg}/{name}");
-    match (req.method.as_str(), action.as_deref()) {
-        ("PUT", None) => {
-            let Some(body) = req.body.clone() else {
-                return Reply::new(
-                    400,
-                    Some(json!({"error": {"code": "InvalidRequestContent", "message": "no body"}})),
-                );
-            };
-            // Shape of the official 201 body: the request plus id/name/type, provisioningState,
-            // the address, and write-only secrets removed.
-            let mut g =
-                fixture("ContainerGroupsCreateOrUpdate.json")["responses"]["201"]["body"].clone();
-            g["id"] = json!(id);
-            g["name"] = json!(name);
-            g["location"] = body["location"].clone();
-            g["tags"] = body.get("tags").cloned().unwrap_or(json!({}));
-            let mut props = body["properties"].clone();
-            props["provisioningState"] = json!("Succeeded");
-            if let Some(ip) = props.get_mut("ipAddress") {
-                ip["ip"] = json!("10.0.0.1");
-                if let Some(label) = ip.get("dnsNameLabel").and_then(Value::as_str) {
-                    let loc = body["location"].as_str().unwrap_or("");
-                    ip["fqdn"] = json!(format!("{label}.{loc}.azurecontainer.io"));
-                }
-            }
-            strip_secrets(&mut props);
-            g["properties"] = props;
-            g.as_object_mut().unwrap().remove("identity");
-            g.as_object_mut().unwrap().remove("zones");
-            let existed = st.groups.insert(name.clone(), g.clone()).is_some();
-            let loc = body["location"].as_str().unwrap_or("westeurope");
-            let op = succeeded_operation(
-                &mut st,
-                &format!(
-                    "{base}/subscriptions/{SUB}/providers/Microsoft.ContainerInstance/locations/{loc}"
-                ),
-            );
-            Reply::new(if existed { 200 } else { 201 }, Some(g)).header("Azure-AsyncOperation", &op)
-        }
-        ("GET", None) => match st.groups.get(&name) {
-            Some(g) => {
-                let mut g = g.clone();
-                let state = g["properties"]["x-replay-state"]
-                    .as_str()
-                    .unwrap_or("Running")
-                    .to_owned();
-                g["properties"]
-                    .as_object_mut()
-                    .unwrap()
-                    .remove("x-replay-state");
-                g["properties"]["instanceView"] = json!({ "state": state, "events": [] });
-                Reply::new(200, Some(g))
-            }
-            None => not_found("containerGroups", &name),
-        },
-        ("DELETE", None) => match st.groups.remove(&name) {
-            Some(_) => {
-                let op = succeeded_operation(
-                    &mut st,
-                    &format!(
-                        "{base}/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerInstance/locations/westeurope"
-                    ),
-                );
-                Reply::from_fixture("ContainerGroupsDelete.json", "202", 202)
-                    .header("azure-asyncoperation", &op)
-            }
-            None => Reply::from_fixture("ContainerGroupsDelete.json", "204", 204),
-        },
-        ("POST", Some("stop")) => match st.groups.get_mut(&name) {
+    match (req.method.as_str(), action) {
+        ("PUT", None) => put_group(&mut st, req, base, name),
+        ("GET", None) => get_group(&st, name),
+        ("DELETE", None) => delete_group(&mut st, base, name),
+        ("POST", Some("stop")) => match st.groups.get_mut(name) {
             Some(g) => {
                 g["properties"]["x-replay-state"] = json!("Stopped");
                 Reply::from_fixture("ContainerGroupsStop.json", "204", 204)
             }
-            None => not_found("containerGroups", &name),
+            None => not_found("containerGroups", name),
         },
-        ("POST", Some("start")) => match st.groups.get_mut(&name) {
-            Some(g) => {
-                g["properties"]["x-replay-state"] = json!("Running");
-                let op = succeeded_operation(
-                    &mut st,
-                    &format!(
-                        "{base}/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerInstance/locations/westeurope"
-                    ),
-                );
-                Reply::from_fixture("ContainerGroupsStart.json", "202", 202)
-                    .header("azure-asyncoperation", &op)
-            }
-            None => not_found("containerGroups", &name),
-        },
-        _ => Reply::new(
-            400,
-            Some(
-                json!({"error": {"code": "BadRequest", "message": format!("replay: no route for {} {p}", req.method)}}),
-            ),
+        ("POST", Some("start")) => start_group(&mut st, base, name),
+        _ => no_route(req),
+    }
+}
+
+/// The container groups' collection path under a resource group.
+const CG: &str = "/providers/Microsoft.ContainerInstance/containerGroups";
+
+fn no_route(req: &Recorded) -> Reply {
+    Reply::new(
+        400,
+        Some(
+            json!({"error": {"code": "BadRequest", "message": format!("replay: no route for {} {}", req.method, req.path)}}),
         ),
+    )
+}
+
+/// The `locations` URL under which group operations in the resource group are polled.
+fn group_locations(base: &str) -> String {
+    format!(
+        "{base}/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.ContainerInstance/locations/westeurope"
+    )
+}
+
+/// One page of the groups (`$skiptoken` is the offset), with a `nextLink` while more remain.
+fn list_groups(st: &State, req: &Recorded, base: &str) -> Reply {
+    let p = req.path.as_str();
+    let skip: usize = req
+        .query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("$skiptoken="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let all: Vec<Value> = st
+        .groups
+        .values()
+        .cloned()
+        .map(strip_instance_view)
+        .collect();
+    let size = st.page_size.max(1);
+    let page: Vec<Value> = all.iter().skip(skip).take(size).cloned().collect();
+    let mut body = json!({ "value": page });
+    if skip + size < all.len() {
+        body["nextLink"] = json!(format!(
+            "{base}{p}?api-version=2026-05-01&$skiptoken={}",
+            skip + size
+        ));
+    }
+    Reply::new(200, Some(body))
+}
+
+/// Create or replace a group: the request as the official 201 body shapes it.
+fn put_group(st: &mut State, req: &Recorded, base: &str, name: &str) -> Reply {
+    let id = format!("/subscriptions/{SUB}/resourceGroups/{RG}{CG}/{name}");
+    let Some(body) = req.body.clone() else {
+        return Reply::new(
+            400,
+            Some(json!({"error": {"code": "InvalidRequestContent", "message": "no body"}})),
+        );
+    };
+    // Shape of the official 201 body: the request plus id/name/type, provisioningState,
+    // the address, and write-only secrets removed.
+    let mut g = fixture("ContainerGroupsCreateOrUpdate.json")["responses"]["201"]["body"].clone();
+    g["id"] = json!(id);
+    g["name"] = json!(name);
+    g["location"] = body["location"].clone();
+    g["tags"] = body.get("tags").cloned().unwrap_or(json!({}));
+    let mut props = body["properties"].clone();
+    props["provisioningState"] = json!("Succeeded");
+    if let Some(ip) = props.get_mut("ipAddress") {
+        ip["ip"] = json!("10.0.0.1");
+        if let Some(label) = ip.get("dnsNameLabel").and_then(Value::as_str) {
+            let loc = body["location"].as_str().unwrap_or("");
+            ip["fqdn"] = json!(format!("{label}.{loc}.azurecontainer.io"));
+        }
+    }
+    strip_secrets(&mut props);
+    g["properties"] = props;
+    g.as_object_mut().unwrap().remove("identity");
+    g.as_object_mut().unwrap().remove("zones");
+    let existed = st.groups.insert(name.to_owned(), g.clone()).is_some();
+    let loc = body["location"].as_str().unwrap_or("westeurope");
+    let op = succeeded_operation(
+        st,
+        &format!(
+            "{base}/subscriptions/{SUB}/providers/Microsoft.ContainerInstance/locations/{loc}"
+        ),
+    );
+    Reply::new(if existed { 200 } else { 201 }, Some(g)).header("Azure-AsyncOperation", &op)
+}
+
+/// A group with its `instanceView` state (running unless stopped).
+fn get_group(st: &State, name: &str) -> Reply {
+    match st.groups.get(name) {
+        Some(g) => {
+            let mut g = g.clone();
+            let state = g["properties"]["x-replay-state"]
+                .as_str()
+                .unwrap_or("Running")
+                .to_owned();
+            g["properties"]
+                .as_object_mut()
+                .unwrap()
+                .remove("x-replay-state");
+            g["properties"]["instanceView"] = json!({ "state": state, "events": [] });
+            Reply::new(200, Some(g))
+        }
+        None => not_found("containerGroups", name),
+    }
+}
+
+fn delete_group(st: &mut State, base: &str, name: &str) -> Reply {
+    match st.groups.remove(name) {
+        Some(_) => {
+            let op = succeeded_operation(st, &group_locations(base));
+            Reply::from_fixture("ContainerGroupsDelete.json", "202", 202)
+                .header("azure-asyncoperation", &op)
+        }
+        None => Reply::from_fixture("ContainerGroupsDelete.json", "204", 204),
+    }
+}
+
+fn start_group(st: &mut State, base: &str, name: &str) -> Reply {
+    match st.groups.get_mut(name) {
+        Some(g) => {
+            g["properties"]["x-replay-state"] = json!("Running");
+            let op = succeeded_operation(st, &group_locations(base));
+            Reply::from_fixture("ContainerGroupsStart.json", "202", 202)
+                .header("azure-asyncoperation", &op)
+        }
+        None => not_found("containerGroups", name),
     }
 }
 

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use frankenetes_cloud_azure::testing as support;
 
 use std::time::Duration;
@@ -13,31 +15,10 @@ use frankenetes_cloud_azure::{AciOptions, AciPlatform, AciRole};
 use frankenetes_spec::{ClusterSpec, San};
 use support::{FakeArm, Recorded, redact_body};
 
-const SPEC: &str = r#"
-apiVersion: frankenetes.dev/v1alpha1
-kind: Cluster
-metadata: { name: kubelius }
-spec:
-  kubernetesVersion: v1.35.0
-  controlPlane:
-    - { name: control-01, ip: 10.0.0.11 }
-    - { name: control-02, ip: 10.0.0.12 }
-    - { name: control-03, ip: 10.0.0.13 }
-  workers:
-    - { name: virtual-kubelet, ip: 10.0.0.21 }
-  backend:
-    azure:
-      subscriptionId: 00000000-0000-0000-0000-000000000000
-      resourceGroup: demo
-      location: westeurope
-      dnsLabelPrefix: kubelius-3f9a
-      credential: { azureCli: {} }
-      storageAccount: kubelius3f9a
-      virtualKubelet: { podsResourceGroup: kubelius-pods }
-"#;
-
 fn spec() -> ClusterSpec {
-    ClusterSpec::from_yaml(SPEC).unwrap().spec
+    ClusterSpec::from_yaml(&common::spec_yaml("{ podsResourceGroup: kubelius-pods }"))
+        .unwrap()
+        .spec
 }
 
 fn opts() -> AciOptions {

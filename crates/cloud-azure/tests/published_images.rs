@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use frankenetes_bootstrap::{Cluster, Options};
 use frankenetes_cloud_azure::images::{BUSYBOX_IMAGE, PUBLISHED, is_published};
 use frankenetes_cloud_azure::{
@@ -14,33 +16,17 @@ use frankenetes_cloud_azure::{
 use frankenetes_compute::{ContainerSpec, UnitKind, UnitSpec};
 use frankenetes_spec::ClusterSpec;
 
-const SPEC: &str = r#"
-apiVersion: frankenetes.dev/v1alpha1
-kind: Cluster
-metadata: { name: kubelius }
-spec:
-  kubernetesVersion: v1.35.0
-  controlPlane:
-    - { name: control-01, ip: 10.0.0.11 }
-    - { name: control-02, ip: 10.0.0.12 }
-    - { name: control-03, ip: 10.0.0.13 }
-  workers:
-    - { name: virtual-kubelet, ip: 10.0.0.21 }
-  backend:
-    azure:
-      subscriptionId: 00000000-0000-0000-0000-000000000000
-      resourceGroup: demo
-      location: westeurope
-      dnsLabelPrefix: kubelius-3f9a
-      credential: { azureCli: {} }
-      storageAccount: kubelius3f9a
-      virtualKubelet:
+/// The spec, with a client secret for the virtual kubelet (from a variable never set).
+fn spec_yaml() -> String {
+    common::spec_yaml(
+        "
         podsResourceGroup: kubelius-pods
         clientSecret:
           tenantId: 11111111-2222-3333-4444-555555555555
           clientId: vk-app
-          secretEnv: FRANKENETES_TEST_VK_SECRET_NEVER_SET
-"#;
+          secretEnv: FRANKENETES_TEST_VK_SECRET_NEVER_SET",
+    )
+}
 
 /// The topology of `yaml`, rendered offline (plan calls nothing).
 fn topology(yaml: &str, opts: AciOptions) -> AciTopology {
@@ -81,7 +67,7 @@ fn unpublished(t: &AciTopology) -> Vec<(String, String, String)> {
 
 #[test]
 fn no_default_image_outside_the_published_registries() {
-    let t = topology(SPEC, AciOptions::default());
+    let t = topology(&spec_yaml(), AciOptions::default());
     let all = images(&t);
     // what is walked: up's groups, the restore chains, the snapshot job, init ones too
     for (group, container) in [
@@ -113,7 +99,7 @@ fn no_default_image_outside_the_published_registries() {
     );
 
     // the check bites: the old unpublished default is caught
-    let old = SPEC.replace(
+    let old = spec_yaml().replace(
         "      storageAccount: kubelius3f9a\n",
         "      storageAccount: kubelius3f9a\n      toolsImage: ghcr.io/frankenetes/etcd-tools:3.6\n",
     );
@@ -132,7 +118,7 @@ fn no_default_image_outside_the_published_registries() {
 
 #[test]
 fn nothing_in_the_etcd_image_needs_a_shell() {
-    let t = topology(SPEC, AciOptions::default());
+    let t = topology(&spec_yaml(), AciOptions::default());
     let etcd_image = "registry.k8s.io/etcd:3.6.6-0";
     let mut seen = 0;
     for u in t.all_units() {
@@ -173,7 +159,7 @@ fn nothing_in_the_etcd_image_needs_a_shell() {
 
 #[test]
 fn a_tools_image_brings_the_schedule_and_the_self_deciding_restore() {
-    let yaml = SPEC.replace(
+    let yaml = spec_yaml().replace(
         "      storageAccount: kubelius3f9a\n",
         "      storageAccount: kubelius3f9a\n      toolsImage: mirror.example/etcd-tools:3.6\n      snapshotInterval: 10m\n",
     );
@@ -214,7 +200,7 @@ fn virtual_kubelet_gets_its_service_principal_write_only() {
     let secret = "vk-s3cret-value-0123456789";
     let opts = AciOptions::default().with_virtual_kubelet_secret(ClientSecret::new(secret));
     assert!(!format!("{opts:?}").contains(secret));
-    let t = topology(SPEC, opts);
+    let t = topology(&spec_yaml(), opts);
     assert!(
         !t.warnings.iter().any(|w| w.contains("virtual-kubelet")),
         "{:?}",
@@ -246,7 +232,7 @@ fn virtual_kubelet_gets_its_service_principal_write_only() {
     );
 
     // without the secret: no half credential, and plan says what to export
-    let t = topology(SPEC, AciOptions::default());
+    let t = topology(&spec_yaml(), AciOptions::default());
     let w = t
         .warnings
         .iter()

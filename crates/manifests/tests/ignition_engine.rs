@@ -30,54 +30,18 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Proc, require_tool, run};
+use frankenetes_bundle::testing::{ScratchRoot, in_root};
 use frankenetes_manifests::NodeBundle;
 use frankenetes_manifests::kubelet::RESOLV_CONF;
 use frankenetes_manifests::provision::{CONTAINERD_CONFIG, DAY_ONE_UNIT, WAIT_FOR_DNS_UNIT};
 
 const ENGINE: &str = "/usr/lib/dracut/modules.d/30ignition/ignition";
 
-/// `root` + an absolute path, following the root's own symbolic links inside the root
-/// (`/usr/local` → `../var/usrlocal` on FCOS).
-fn in_root(root: &Path, path: &str) -> PathBuf {
-    let mut p = root.to_path_buf();
-    for part in Path::new(path.trim_start_matches('/')).components() {
-        p.push(part);
-        if let Ok(target) = std::fs::read_link(&p) {
-            p.pop();
-            if target.is_absolute() {
-                p = root.join(target.strip_prefix("/").unwrap());
-            } else {
-                p.push(target);
-            }
-        }
-    }
-    p
-}
-
 /// A root as Fedora CoreOS has it before Ignition: accounts, SELinux config, the usrmerge and
 /// `/usr/local` links, the OS's units (containerd's too), `/bin/sh`; and a no-op `setfiles`.
 fn fcos_root(dir: &Path) -> (PathBuf, PathBuf) {
-    let root = dir.join("root");
-    let write = |rel: &str, text: &str| {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    };
-    write(
-        "etc/passwd",
-        "root:x:0:0:root:/root:/bin/bash\ncore:x:1000:1000:CoreOS Admin:/var/home/core:/bin/bash\n",
-    );
-    write("etc/group", "root:x:0:\ncore:x:1000:\n");
-    write(
-        "etc/shadow",
-        "root:*:19000:0:99999:7:::\ncore:*:19000:0:99999:7:::\n",
-    );
-    write("etc/gshadow", "root:*::\ncore:!::\n");
-    write(
-        "etc/selinux/config",
-        "SELINUX=enforcing\nSELINUXTYPE=targeted\n",
-    );
-    for d in ["usr/bin", "usr/sbin", "var/usrlocal/bin", "var/home/core"] {
+    let ScratchRoot { root, bin, .. } = ScratchRoot::create(dir).unwrap();
+    for d in ["usr/bin", "usr/sbin", "var/usrlocal/bin"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     for (link, target) in [
@@ -99,15 +63,6 @@ fn fcos_root(dir: &Path) -> (PathBuf, PathBuf) {
             break;
         }
     }
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let setfiles = bin.join("setfiles");
-    std::fs::write(
-        &setfiles,
-        "#!/bin/sh\n# No SELinux relabelling here.\nexit 0\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&setfiles, std::fs::Permissions::from_mode(0o755)).unwrap();
     (root, bin)
 }
 

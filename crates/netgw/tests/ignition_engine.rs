@@ -29,9 +29,10 @@
 mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use frankenetes_bundle::testing::{CORE_UID, ScratchRoot};
 use frankenetes_netgw::{Firewall, GatewayOptions, bundle, gateway_of, render};
 use frankenetes_spec::ClusterSpec;
 use support::fake_systemd::FakeSystemd;
@@ -40,8 +41,6 @@ use support::{find_tool, require_environment, run, run_output, try_run};
 
 const ENGINE: &str = "/usr/lib/dracut/modules.d/30ignition/ignition";
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(120);
-/// `core`'s uid and gid in the scratch root (Fedora CoreOS's).
-const CORE_UID: u32 = 1000;
 /// Keys made with `ssh-keygen`; the private halves were thrown away.
 const ED25519: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFwjBFrOL5Nw7NNdseX2bUkGPmptceGzAXN1IBqLz2hi alice@laptop";
@@ -91,44 +90,6 @@ spec:
     peers: [{{ name: laptop }}]
 "#
     )
-}
-
-/// A scratch root the engine accepts, and a directory with a no-op `setfiles`.
-fn scratch_root(dir: &Path) -> (PathBuf, PathBuf) {
-    let root = dir.join("root");
-    let write = |rel: &str, text: &str| {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    };
-    write(
-        "etc/passwd",
-        "root:x:0:0:root:/root:/bin/bash\ncore:x:1000:1000:CoreOS Admin:/var/home/core:/bin/bash\n",
-    );
-    write("etc/group", "root:x:0:\ncore:x:1000:\n");
-    write(
-        "etc/shadow",
-        "root:*:19000:0:99999:7:::\ncore:*:19000:0:99999:7:::\n",
-    );
-    write("etc/gshadow", "root:*::\ncore:!::\n");
-    write(
-        "etc/selinux/config",
-        "SELINUX=enforcing\nSELINUXTYPE=targeted\n",
-    );
-    let home = root.join("var/home/core");
-    std::fs::create_dir_all(&home).unwrap();
-    std::os::unix::fs::chown(&home, Some(CORE_UID), Some(CORE_UID)).unwrap();
-    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let setfiles = bin.join("setfiles");
-    std::fs::write(
-        &setfiles,
-        "#!/bin/sh\n# SELinux relabelling does not apply here.\nexit 0\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&setfiles, std::fs::Permissions::from_mode(0o755)).unwrap();
-    (root, bin)
 }
 
 /// Runs the engine's `fetch-offline` and `files` stages on `ign` into `root`; returns the
@@ -269,7 +230,7 @@ fn gateway_from_its_ignition(firewall: Firewall, tag: char, topology: Topology) 
         .unwrap_or_else(|e| panic!("ignition-validate: {e}"));
 
     // The engine, on the rendered config.
-    let (root, bin) = scratch_root(tmp.path());
+    let ScratchRoot { root, bin, .. } = ScratchRoot::create(tmp.path()).unwrap();
     let (calls, log) = run_engine(tmp.path(), &root, &bin, &ign);
     assert!(log.contains("files passed"), "{log}");
     assert!(

@@ -136,6 +136,9 @@ fn key_pair_name(name: &str) -> Result<(), &'static str> {
     }
 }
 
+/// Where the AWS backend sits in the spec, the start of each of its error paths.
+const P: &str = "spec.backend.aws";
+
 impl AwsBackend {
     /// The load balancer's address: `loadBalancerIP`, else the tenth address of `subnetCIDR`.
     pub fn load_balancer_address(&self) -> Option<IpAddr> {
@@ -144,12 +147,21 @@ impl AwsBackend {
 
     /// Cross-field checks against the rest of the spec; `err(path, message)` per problem.
     pub(crate) fn validate(&self, spec: &ClusterSpec, err: &mut impl FnMut(String, String)) {
-        let p = "spec.backend.aws";
+        self.validate_blocks(spec, err);
+        self.validate_node_addresses(spec, err);
+        self.validate_gateway(spec, err);
+        self.validate_load_balancer(spec, err);
+        self.validate_names(err);
+    }
+
+    /// The VPC and its two subnets: sizes AWS accepts, nesting, and no overlap with each other
+    /// or with the cluster's service and pod blocks.
+    fn validate_blocks(&self, spec: &ClusterSpec, err: &mut impl FnMut(String, String)) {
         let vpc = &self.vpc_cidr;
         let v4 = |c: &Cidr| matches!(c.net(), ipnet::IpNet::V4(_));
         if !v4(vpc) || vpc.net().prefix_len() < 16 || vpc.net().prefix_len() > 28 {
             err(
-                format!("{p}.vpcCIDR"),
+                format!("{P}.vpcCIDR"),
                 format!("{vpc} cannot be a VPC block: AWS takes IPv4 blocks from /16 to /28"),
             );
         }
@@ -160,22 +172,22 @@ impl AwsBackend {
         for (field, s) in subnets {
             if !v4(s) || s.net().prefix_len() > 28 {
                 err(
-                    format!("{p}.{field}"),
+                    format!("{P}.{field}"),
                     format!("{s} cannot be a subnet: AWS takes IPv4 blocks of /28 or larger"),
                 );
             }
             if !inside(s, vpc) {
                 err(
-                    format!("{p}.{field}"),
-                    format!("{s} is not inside {p}.vpcCIDR {vpc}"),
+                    format!("{P}.{field}"),
+                    format!("{s} is not inside {P}.vpcCIDR {vpc}"),
                 );
             }
         }
         if self.subnet_cidr.overlaps(&self.gateway_subnet_cidr) {
             err(
-                format!("{p}.gatewaySubnetCIDR"),
+                format!("{P}.gatewaySubnetCIDR"),
                 format!(
-                    "{} overlaps {p}.subnetCIDR {}; the gateway gets its own subnet",
+                    "{} overlaps {P}.subnetCIDR {}; the gateway gets its own subnet",
                     self.gateway_subnet_cidr, self.subnet_cidr
                 ),
             );
@@ -188,11 +200,14 @@ impl AwsBackend {
             if block.overlaps(vpc) {
                 err(
                     field.to_owned(),
-                    format!("{block} overlaps {p}.vpcCIDR {vpc}; choose disjoint blocks"),
+                    format!("{block} overlaps {P}.vpcCIDR {vpc}; choose disjoint blocks"),
                 );
             }
         }
+    }
 
+    /// Every node's address lies in the node subnet and is not one AWS reserves.
+    fn validate_node_addresses(&self, spec: &ClusterSpec, err: &mut impl FnMut(String, String)) {
         let mut counters = (0usize, 0usize);
         for (node, role) in spec.nodes() {
             let i = match role {
@@ -208,7 +223,7 @@ impl AwsBackend {
                 err(
                     path,
                     format!(
-                        "{} is outside {p}.subnetCIDR {}; nodes live in the node subnet",
+                        "{} is outside {P}.subnetCIDR {}; nodes live in the node subnet",
                         node.ip, self.subnet_cidr
                     ),
                 );
@@ -222,7 +237,11 @@ impl AwsBackend {
                 );
             }
         }
+    }
 
+    /// The lab needs a gateway, in the gateway subnet, routing for the whole VPC.
+    fn validate_gateway(&self, spec: &ClusterSpec, err: &mut impl FnMut(String, String)) {
+        let vpc = &self.vpc_cidr;
         match &spec.gateway {
             None => err(
                 "spec.gateway".into(),
@@ -235,7 +254,7 @@ impl AwsBackend {
                     err(
                         "spec.gateway.ip".into(),
                         format!(
-                            "{} is outside {p}.gatewaySubnetCIDR {}",
+                            "{} is outside {P}.gatewaySubnetCIDR {}",
                             gw.ip, self.gateway_subnet_cidr
                         ),
                     );
@@ -252,28 +271,31 @@ impl AwsBackend {
                     err(
                         "spec.gateway.privateCIDR".into(),
                         format!(
-                            "{} must equal or contain {p}.vpcCIDR {vpc}: the gateway routes for the whole VPC",
+                            "{} must equal or contain {P}.vpcCIDR {vpc}: the gateway routes for the whole VPC",
                             gw.private_cidr
                         ),
                     );
                 }
             }
         }
+    }
 
+    /// The load balancer's address: in the node subnet, not reserved, not a node's.
+    fn validate_load_balancer(&self, spec: &ClusterSpec, err: &mut impl FnMut(String, String)) {
         match self.load_balancer_address() {
             None => err(
-                format!("{p}.loadBalancerIP"),
+                format!("{P}.loadBalancerIP"),
                 format!(
-                    "{p}.subnetCIDR {} has no tenth address; give one",
+                    "{P}.subnetCIDR {} has no tenth address; give one",
                     self.subnet_cidr
                 ),
             ),
             Some(lb) => {
-                let field = format!("{p}.loadBalancerIP");
+                let field = format!("{P}.loadBalancerIP");
                 if !self.subnet_cidr.contains(&lb) {
                     err(
                         field,
-                        format!("{lb} is outside {p}.subnetCIDR {}", self.subnet_cidr),
+                        format!("{lb} is outside {P}.subnetCIDR {}", self.subnet_cidr),
                     );
                 } else if aws_reserved(&self.subnet_cidr, &lb) {
                     err(field, format!("{lb} is reserved by AWS"));
@@ -288,12 +310,15 @@ impl AwsBackend {
                 }
             }
         }
+    }
 
+    /// The names AWS checks on its side: region, zone, AMI id, key pair, instance types.
+    fn validate_names(&self, err: &mut impl FnMut(String, String)) {
         if let Some(r) = &self.region
             && !is_region(r)
         {
             err(
-                format!("{p}.region"),
+                format!("{P}.region"),
                 format!("{r:?} is not an AWS region name (like eu-west-3)"),
             );
         }
@@ -304,7 +329,7 @@ impl AwsBackend {
             };
             if !ok {
                 err(
-                    format!("{p}.availabilityZone"),
+                    format!("{P}.availabilityZone"),
                     format!("{az:?} is not a zone of the region (like eu-west-3a)"),
                 );
             }
@@ -313,7 +338,7 @@ impl AwsBackend {
             && (!ami.starts_with("ami-") || ami.len() < 8)
         {
             err(
-                format!("{p}.ami"),
+                format!("{P}.ami"),
                 format!("{ami:?} is not an AMI id (ami-...)"),
             );
         }
@@ -321,7 +346,7 @@ impl AwsBackend {
             && let Err(why) = key_pair_name(name)
         {
             err(
-                format!("{p}.keyName"),
+                format!("{P}.keyName"),
                 format!("{name:?} is not an EC2 key pair name: {why}"),
             );
         }
@@ -338,7 +363,7 @@ impl AwsBackend {
             });
             if !ok {
                 err(
-                    format!("{p}.{field}"),
+                    format!("{P}.{field}"),
                     format!("{t:?} is not an EC2 instance type (like t3a.small)"),
                 );
             }

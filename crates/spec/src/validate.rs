@@ -245,86 +245,16 @@ impl ClusterSpec {
         ips: &HashMap<IpAddr, String>,
         err: &mut impl FnMut(String, String),
     ) {
-        let p = "spec.gateway";
-        if let Some(first) = names.get(gw.name.as_str()) {
-            err(
-                format!("{p}.name"),
-                format!("{:?} is already used by {first}", gw.name.as_str()),
-            );
-        }
-        if let Some(first) = ips.get(&gw.ip) {
-            err(
-                format!("{p}.ip"),
-                format!("{} is already used by {first}", gw.ip),
-            );
-        }
-        let block = gw.private_cidr;
-        let last = match block.net() {
-            ipnet::IpNet::V4(n) if n.prefix_len() < 31 => Some(IpAddr::V4(n.broadcast())),
-            _ => None,
-        };
-        if let Some(why) = unusable_address(gw.ip) {
-            err(
-                format!("{p}.ip"),
-                format!("{} cannot be the gateway's address ({why})", gw.ip),
-            );
-        } else if !block.contains(&gw.ip) {
-            err(
-                format!("{p}.ip"),
-                format!("{} is outside spec.gateway.privateCIDR {block}", gw.ip),
-            );
-        } else if gw.ip == block.net().network() && block.host_bits() > 1 {
-            err(
-                format!("{p}.ip"),
-                format!(
-                    "{} is the network address of spec.gateway.privateCIDR {block}; give a host address",
-                    gw.ip
-                ),
-            );
-        } else if Some(gw.ip) == last {
-            err(
-                format!("{p}.ip"),
-                format!(
-                    "{} is the broadcast address of spec.gateway.privateCIDR {block}; give a host address",
-                    gw.ip
-                ),
-            );
-        }
-        if let Some(e) = &gw.tunnel.endpoint {
-            endpoint_address(e, "spec.gateway.tunnel.endpoint", err);
-        }
-        let ifname_ok = |n: &str| {
-            !n.is_empty()
-                && n.len() <= 15
-                && n.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        };
-        if let Some(egress) = &gw.egress_interface
-            && !ifname_ok(egress)
-        {
-            err(
-                format!("{p}.egressInterface"),
-                format!(
-                    "{egress:?} is not an interface name (1-15 letters, digits, '-', '_', '.'); leave it out to use the default route's interface"
-                ),
-            );
-        }
+        gateway_address(gw, names, ips, err);
+        gateway_interfaces(gw, err);
+        self.gateway_blocks(gw, err);
+        gateway_peers(gw, err);
+    }
+
+    /// The gateway's private block and tunnel block overlap neither each other nor the
+    /// cluster's service and pod blocks.
+    fn gateway_blocks(&self, gw: &crate::GatewaySpec, err: &mut impl FnMut(String, String)) {
         let t = &gw.tunnel;
-        if !ifname_ok(&t.interface) {
-            err(
-                format!("{p}.tunnel.interface"),
-                format!(
-                    "{:?} is not an interface name (1-15 letters, digits, '-', '_', '.')",
-                    t.interface
-                ),
-            );
-        }
-        if t.listen_port == 0 {
-            err(
-                format!("{p}.tunnel.listenPort"),
-                "must be a UDP port from 1 to 65535".into(),
-            );
-        }
         let mut blocks = vec![
             ("spec.gateway.privateCIDR", gw.private_cidr),
             ("spec.gateway.tunnel.cidr", t.cidr),
@@ -343,70 +273,175 @@ impl ClusterSpec {
                 }
             }
         }
-        // Tunnel addresses: the first for the gateway, then one per peer (IPv4 keeps the
-        // network and broadcast addresses free).
-        let host_bits = u32::from(t.cidr.host_bits());
-        let total: u128 = if host_bits >= 127 {
-            u128::MAX
-        } else {
-            1u128 << host_bits
-        };
-        let reserved: u128 = if matches!(t.cidr.net(), ipnet::IpNet::V4(_)) {
-            3
-        } else {
-            2
-        };
-        let usable = total.saturating_sub(reserved);
-        if (gw.peers.len() as u128) > usable {
+    }
+}
+
+/// Where the gateway sits in the spec, the start of each of its error paths.
+const GATEWAY: &str = "spec.gateway";
+
+/// The gateway's name and address are its own, and its address is a host of its private block.
+fn gateway_address(
+    gw: &crate::GatewaySpec,
+    names: &HashMap<&str, String>,
+    ips: &HashMap<IpAddr, String>,
+    err: &mut impl FnMut(String, String),
+) {
+    let p = GATEWAY;
+    if let Some(first) = names.get(gw.name.as_str()) {
+        err(
+            format!("{p}.name"),
+            format!("{:?} is already used by {first}", gw.name.as_str()),
+        );
+    }
+    if let Some(first) = ips.get(&gw.ip) {
+        err(
+            format!("{p}.ip"),
+            format!("{} is already used by {first}", gw.ip),
+        );
+    }
+    let block = gw.private_cidr;
+    let last = match block.net() {
+        ipnet::IpNet::V4(n) if n.prefix_len() < 31 => Some(IpAddr::V4(n.broadcast())),
+        _ => None,
+    };
+    if let Some(why) = unusable_address(gw.ip) {
+        err(
+            format!("{p}.ip"),
+            format!("{} cannot be the gateway's address ({why})", gw.ip),
+        );
+    } else if !block.contains(&gw.ip) {
+        err(
+            format!("{p}.ip"),
+            format!("{} is outside spec.gateway.privateCIDR {block}", gw.ip),
+        );
+    } else if gw.ip == block.net().network() && block.host_bits() > 1 {
+        err(
+            format!("{p}.ip"),
+            format!(
+                "{} is the network address of spec.gateway.privateCIDR {block}; give a host address",
+                gw.ip
+            ),
+        );
+    } else if Some(gw.ip) == last {
+        err(
+            format!("{p}.ip"),
+            format!(
+                "{} is the broadcast address of spec.gateway.privateCIDR {block}; give a host address",
+                gw.ip
+            ),
+        );
+    }
+}
+
+/// The tunnel endpoint is dialable, the interface names are names Linux takes, and the
+/// listen port is a port.
+fn gateway_interfaces(gw: &crate::GatewaySpec, err: &mut impl FnMut(String, String)) {
+    let p = GATEWAY;
+    if let Some(e) = &gw.tunnel.endpoint {
+        endpoint_address(e, "spec.gateway.tunnel.endpoint", err);
+    }
+    let ifname_ok = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 15
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    };
+    if let Some(egress) = &gw.egress_interface
+        && !ifname_ok(egress)
+    {
+        err(
+            format!("{p}.egressInterface"),
+            format!(
+                "{egress:?} is not an interface name (1-15 letters, digits, '-', '_', '.'); leave it out to use the default route's interface"
+            ),
+        );
+    }
+    let t = &gw.tunnel;
+    if !ifname_ok(&t.interface) {
+        err(
+            format!("{p}.tunnel.interface"),
+            format!(
+                "{:?} is not an interface name (1-15 letters, digits, '-', '_', '.')",
+                t.interface
+            ),
+        );
+    }
+    if t.listen_port == 0 {
+        err(
+            format!("{p}.tunnel.listenPort"),
+            "must be a UDP port from 1 to 65535".into(),
+        );
+    }
+}
+
+/// The tunnel block has room for every peer, and each peer has a unique name, a WireGuard key
+/// and a free address of its own.
+fn gateway_peers(gw: &crate::GatewaySpec, err: &mut impl FnMut(String, String)) {
+    let p = GATEWAY;
+    let t = &gw.tunnel;
+    // Tunnel addresses: the first for the gateway, then one per peer (IPv4 keeps the
+    // network and broadcast addresses free).
+    let host_bits = u32::from(t.cidr.host_bits());
+    let total: u128 = if host_bits >= 127 {
+        u128::MAX
+    } else {
+        1u128 << host_bits
+    };
+    let reserved: u128 = if matches!(t.cidr.net(), ipnet::IpNet::V4(_)) {
+        3
+    } else {
+        2
+    };
+    let usable = total.saturating_sub(reserved);
+    if (gw.peers.len() as u128) > usable {
+        err(
+            format!("{p}.tunnel.cidr"),
+            format!(
+                "{} has room for {usable} peers, {} are configured; use a larger block",
+                t.cidr,
+                gw.peers.len()
+            ),
+        );
+    }
+    let gateway_addr = t.cidr.nth(1);
+    let mut peer_names: HashMap<&str, usize> = HashMap::new();
+    let mut peer_addrs: HashMap<IpAddr, usize> = HashMap::new();
+    for (i, peer) in gw.peers.iter().enumerate() {
+        let pp = format!("{p}.peers[{i}]");
+        if let Some(j) = peer_names.insert(peer.name.as_str(), i) {
             err(
-                format!("{p}.tunnel.cidr"),
+                format!("{pp}.name"),
                 format!(
-                    "{} has room for {usable} peers, {} are configured; use a larger block",
-                    t.cidr,
-                    gw.peers.len()
+                    "{:?} is already used by {p}.peers[{j}]; peer names must be unique",
+                    peer.name.as_str()
                 ),
             );
         }
-        let gateway_addr = t.cidr.nth(1);
-        let mut peer_names: HashMap<&str, usize> = HashMap::new();
-        let mut peer_addrs: HashMap<IpAddr, usize> = HashMap::new();
-        for (i, peer) in gw.peers.iter().enumerate() {
-            let pp = format!("{p}.peers[{i}]");
-            if let Some(j) = peer_names.insert(peer.name.as_str(), i) {
+        if let Some(k) = &peer.public_key
+            && !crate::gateway::is_wireguard_key(k)
+        {
+            err(format!("{pp}.publicKey"), "is not a WireGuard key: expected 44 characters of base64 (32 bytes), as `wg pubkey` prints".into());
+        }
+        if let Some(a) = peer.address {
+            let broadcast = t.cidr.nth(total.saturating_sub(1));
+            if !t.cidr.contains(&a)
+                || Some(a) == t.cidr.nth(0)
+                || Some(a) == gateway_addr
+                || (reserved == 3 && Some(a) == broadcast)
+            {
                 err(
-                    format!("{pp}.name"),
+                    format!("{pp}.address"),
                     format!(
-                        "{:?} is already used by {p}.peers[{j}]; peer names must be unique",
-                        peer.name.as_str()
+                        "{a} is not a free peer address of spec.gateway.tunnel.cidr {} (the first address is the gateway's)",
+                        t.cidr
                     ),
                 );
             }
-            if let Some(k) = &peer.public_key
-                && !crate::gateway::is_wireguard_key(k)
-            {
-                err(format!("{pp}.publicKey"), "is not a WireGuard key: expected 44 characters of base64 (32 bytes), as `wg pubkey` prints".into());
-            }
-            if let Some(a) = peer.address {
-                let broadcast = t.cidr.nth(total.saturating_sub(1));
-                if !t.cidr.contains(&a)
-                    || Some(a) == t.cidr.nth(0)
-                    || Some(a) == gateway_addr
-                    || (reserved == 3 && Some(a) == broadcast)
-                {
-                    err(
-                        format!("{pp}.address"),
-                        format!(
-                            "{a} is not a free peer address of spec.gateway.tunnel.cidr {} (the first address is the gateway's)",
-                            t.cidr
-                        ),
-                    );
-                }
-                if let Some(j) = peer_addrs.insert(a, i) {
-                    err(
-                        format!("{pp}.address"),
-                        format!("{a} is already used by {p}.peers[{j}]"),
-                    );
-                }
+            if let Some(j) = peer_addrs.insert(a, i) {
+                err(
+                    format!("{pp}.address"),
+                    format!("{a} is already used by {p}.peers[{j}]"),
+                );
             }
         }
     }

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
     ResourceRequirements, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
     Toleration, Volume, VolumeMount, WeightedPodAffinityTerm,
 };
-use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Subject};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -46,11 +46,26 @@ fn http_probe(path: &str, port: i32) -> HTTPGetAction {
 
 pub(super) fn objects(spec: &ClusterSpec) -> Result<Vec<Object>, Error> {
     let image = spec.image(frankenetes_spec::Image::CoreDns)?.to_string();
-    let sa = ServiceAccount {
+    Ok(vec![
+        Object::typed(FILE, Credential::Admin, &service_account())?,
+        Object::typed(FILE, Credential::Admin, &cluster_role())?,
+        Object::typed(FILE, Credential::Admin, &cluster_role_binding())?,
+        Object::typed(FILE, Credential::Admin, &config_map(spec))?,
+        Object::typed(FILE, Credential::Admin, &deployment(image))?,
+        Object::typed(FILE, Credential::Admin, &service(spec))?,
+    ])
+}
+
+fn service_account() -> ServiceAccount {
+    ServiceAccount {
         metadata: meta("coredns", Some(NS), &[]),
         ..Default::default()
-    };
-    let role = ClusterRole {
+    }
+}
+
+/// Read access to what the `kubernetes` plugin watches, and `get` on nodes.
+fn cluster_role() -> ClusterRole {
+    ClusterRole {
         metadata: meta("system:coredns", None, &[]),
         rules: Some(vec![
             PolicyRule {
@@ -78,8 +93,11 @@ pub(super) fn objects(spec: &ClusterSpec) -> Result<Vec<Object>, Error> {
             },
         ]),
         ..Default::default()
-    };
-    let binding = rbac::cluster_binding(
+    }
+}
+
+fn cluster_role_binding() -> ClusterRoleBinding {
+    rbac::cluster_binding(
         "system:coredns",
         "system:coredns",
         vec![Subject {
@@ -88,22 +106,30 @@ pub(super) fn objects(spec: &ClusterSpec) -> Result<Vec<Object>, Error> {
             name: "coredns".into(),
             namespace: Some(NS.into()),
         }],
-    );
-    let cm = ConfigMap {
+    )
+}
+
+fn config_map(spec: &ClusterSpec) -> ConfigMap {
+    ConfigMap {
         metadata: meta("coredns", Some(NS), &[]),
         data: Some(BTreeMap::from([(
             "Corefile".to_owned(),
             corefile(spec.network.dns_domain.as_str()),
         )])),
         ..Default::default()
-    };
+    }
+}
+
+/// The `coredns` container: its ports, resources, Corefile mount, probes and a locked-down
+/// security context.
+fn container(image: String) -> Container {
     let port = |name: &str, port: i32, proto: &str| ContainerPort {
         name: Some(name.into()),
         container_port: port,
         protocol: Some(proto.into()),
         ..Default::default()
     };
-    let container = Container {
+    Container {
         name: "coredns".into(),
         image: Some(image),
         image_pull_policy: Some("IfNotPresent".into()),
@@ -154,7 +180,77 @@ pub(super) fn objects(spec: &ClusterSpec) -> Result<Vec<Object>, Error> {
             ..Default::default()
         }),
         ..Default::default()
-    };
+    }
+}
+
+/// Two replicas, preferably on different nodes: the pod spreads by hostname.
+fn anti_affinity() -> Affinity {
+    Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        label_selector: Some(LabelSelector {
+                            match_expressions: Some(vec![LabelSelectorRequirement {
+                                key: "k8s-app".into(),
+                                operator: "In".into(),
+                                values: Some(vec!["kube-dns".into()]),
+                            }]),
+                            ..Default::default()
+                        }),
+                        topology_key: "kubernetes.io/hostname".into(),
+                        ..Default::default()
+                    },
+                },
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn pod_spec(container: Container) -> PodSpec {
+    PodSpec {
+        priority_class_name: Some("system-cluster-critical".into()),
+        service_account_name: Some("coredns".into()),
+        affinity: Some(anti_affinity()),
+        tolerations: Some(vec![
+            Toleration {
+                key: Some("CriticalAddonsOnly".into()),
+                operator: Some("Exists".into()),
+                ..Default::default()
+            },
+            Toleration {
+                key: Some("node-role.kubernetes.io/control-plane".into()),
+                effect: Some("NoSchedule".into()),
+                ..Default::default()
+            },
+        ]),
+        node_selector: Some(BTreeMap::from([(
+            "kubernetes.io/os".to_owned(),
+            "linux".to_owned(),
+        )])),
+        containers: vec![container],
+        dns_policy: Some("Default".into()),
+        volumes: Some(vec![Volume {
+            name: "config-volume".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: "coredns".into(),
+                items: Some(vec![KeyToPath {
+                    key: "Corefile".into(),
+                    path: "Corefile".into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }
+}
+
+fn deployment(image: String) -> Deployment {
     let deployment_spec = DeploymentSpec {
         replicas: Some(2),
         selector: LabelSelector {
@@ -170,65 +266,7 @@ pub(super) fn objects(spec: &ClusterSpec) -> Result<Vec<Object>, Error> {
         }),
         template: PodTemplateSpec {
             metadata: Some(meta_labels()),
-            spec: Some(PodSpec {
-                priority_class_name: Some("system-cluster-critical".into()),
-                service_account_name: Some("coredns".into()),
-                affinity: Some(Affinity {
-                    pod_anti_affinity: Some(PodAntiAffinity {
-                        preferred_during_scheduling_ignored_during_execution: Some(vec![
-                            WeightedPodAffinityTerm {
-                                weight: 100,
-                                pod_affinity_term: PodAffinityTerm {
-                                    label_selector: Some(LabelSelector {
-                                        match_expressions: Some(vec![LabelSelectorRequirement {
-                                            key: "k8s-app".into(),
-                                            operator: "In".into(),
-                                            values: Some(vec!["kube-dns".into()]),
-                                        }]),
-                                        ..Default::default()
-                                    }),
-                                    topology_key: "kubernetes.io/hostname".into(),
-                                    ..Default::default()
-                                },
-                            },
-                        ]),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                tolerations: Some(vec![
-                    Toleration {
-                        key: Some("CriticalAddonsOnly".into()),
-                        operator: Some("Exists".into()),
-                        ..Default::default()
-                    },
-                    Toleration {
-                        key: Some("node-role.kubernetes.io/control-plane".into()),
-                        effect: Some("NoSchedule".into()),
-                        ..Default::default()
-                    },
-                ]),
-                node_selector: Some(BTreeMap::from([(
-                    "kubernetes.io/os".to_owned(),
-                    "linux".to_owned(),
-                )])),
-                containers: vec![container],
-                dns_policy: Some("Default".into()),
-                volumes: Some(vec![Volume {
-                    name: "config-volume".into(),
-                    config_map: Some(ConfigMapVolumeSource {
-                        name: "coredns".into(),
-                        items: Some(vec![KeyToPath {
-                            key: "Corefile".into(),
-                            path: "Corefile".into(),
-                            ..Default::default()
-                        }]),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
+            spec: Some(pod_spec(container(image))),
         },
         ..Default::default()
     };
@@ -244,6 +282,11 @@ pub(super) fn objects(spec: &ClusterSpec) -> Result<Vec<Object>, Error> {
     k8s_openapi::k8s_if_ge_1_37! {
         deployment.spec = deployment_spec;
     }
+    deployment
+}
+
+/// The `kube-dns` Service at the cluster DNS address, scraped by Prometheus on 9153.
+fn service(spec: &ClusterSpec) -> Service {
     let svc_port = |name: &str, port: i32, proto: &str| ServicePort {
         name: Some(name.into()),
         port,
@@ -264,7 +307,7 @@ pub(super) fn objects(spec: &ClusterSpec) -> Result<Vec<Object>, Error> {
         ("prometheus.io/port".to_owned(), "9153".to_owned()),
         ("prometheus.io/scrape".to_owned(), "true".to_owned()),
     ]));
-    let service = Service {
+    Service {
         metadata: svc_meta,
         spec: Some(ServiceSpec {
             // The same derivation as the kubelets' clusterDNS.
@@ -278,15 +321,7 @@ pub(super) fn objects(spec: &ClusterSpec) -> Result<Vec<Object>, Error> {
             ..Default::default()
         }),
         ..Default::default()
-    };
-    Ok(vec![
-        Object::typed(FILE, Credential::Admin, &sa)?,
-        Object::typed(FILE, Credential::Admin, &role)?,
-        Object::typed(FILE, Credential::Admin, &binding)?,
-        Object::typed(FILE, Credential::Admin, &cm)?,
-        Object::typed(FILE, Credential::Admin, &deployment)?,
-        Object::typed(FILE, Credential::Admin, &service)?,
-    ])
+    }
 }
 
 fn meta_labels() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
