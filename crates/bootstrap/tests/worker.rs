@@ -406,6 +406,18 @@ async fn kubelet_and_kube_proxy_use_only_inventory_flags() {
         .cache(None);
     let c = Cluster::new(spec("flags", 221, 2), platform, Options::new(dir.path()));
     let (prepared, _) = c.plan().unwrap();
+    // The workers run kube-proxy as a host process: the day-one objects leave kubeadm's
+    // DaemonSet out (a second kube-proxy per worker, on the same host ports), and keep its
+    // ConfigMap.
+    let (_, proxy_objects) = prepared
+        .rendered
+        .cluster_files
+        .iter()
+        .find(|(p, _)| p.ends_with("kube-proxy.yaml"))
+        .expect("the day-one kube-proxy.yaml is rendered");
+    let text = String::from_utf8_lossy(&proxy_objects.contents);
+    assert!(!text.contains("kind: DaemonSet"), "{text}");
+    assert!(text.contains("kind: ConfigMap"), "{text}");
     let waves = frankenetes_compute::Platform::waves(c.platform(), &prepared.workload).unwrap();
     let commands: Vec<(String, Vec<String>)> = waves
         .iter()

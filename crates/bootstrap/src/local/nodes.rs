@@ -119,10 +119,16 @@ impl Workers {
             .filter(|b| find(*b).is_none())
             .map(Binary::name)
             .collect();
+        let what = match (&out.kubelet, &out.kube_proxy) {
+            (None, _) => "the workers run containerd alone (no node registers)",
+            // The day-one objects leave kubeadm's DaemonSet out on this platform: nothing
+            // else would proxy Services.
+            (Some(_), None) => "the workers' kubelets run, but nothing proxies Services",
+            _ => "",
+        };
         if !missing.is_empty() {
             out.warnings.push(format!(
-                "{} not found: the workers run containerd alone (no node registers); \
-                 `frankenetes fetch` downloads them, or pass --bin-dir DIR",
+                "{} not found: {what}; `frankenetes fetch` downloads them, or pass --bin-dir DIR",
                 missing.join(", ")
             ));
         }
