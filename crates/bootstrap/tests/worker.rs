@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use frankenetes_bootstrap::local::{CNI_CONFIG, kube_proxy_flags, mounts_under, node_subnets};
-use frankenetes_bootstrap::{Cluster, DownOptions, LocalBackend, LocalPlatform, Options};
+use frankenetes_bootstrap::local::{CNI_CONFIG, mounts_under, node_subnets};
+use frankenetes_bootstrap::{Cluster, DownOptions, Health, LocalBackend, LocalPlatform, Options};
 use frankenetes_spec::ClusterSpec;
 
 const POD_CIDR: &str = "10.244.0.0/16";
@@ -435,10 +435,10 @@ async fn kubelet_and_kube_proxy_use_only_inventory_flags() {
     let proxies = commands.iter().filter(|(n, _)| n == "kube-proxy").count();
     // A kubelet per worker, one kube-proxy for the machine.
     assert_eq!((kubelets, proxies), (2, 1), "{commands:?}");
-    let kubelet_inv =
-        frankenetes_manifests::Inventory::kubernetes(frankenetes_manifests::Binary::Kubelet, 35)
-            .unwrap();
-    let proxy_inv = kube_proxy_flags();
+    // The manifests' inventories, as the control plane's flags are checked against.
+    let inventory = |b| frankenetes_manifests::Inventory::kubernetes(b, 35).unwrap();
+    let kubelet_inv = inventory(frankenetes_manifests::Binary::Kubelet);
+    let proxy_inv = inventory(frankenetes_manifests::Binary::KubeProxy);
     for (name, command) in &commands {
         assert!(command[0].ends_with(name.as_str()), "{command:?}");
         for arg in &command[1..] {
@@ -448,7 +448,7 @@ async fn kubelet_and_kube_proxy_use_only_inventory_flags() {
                 .unwrap_or_else(|| panic!("{name}: {arg:?} is not --flag=value"));
             let known = match name.as_str() {
                 "kubelet" => kubelet_inv.has(flag),
-                _ => proxy_inv.contains(&flag),
+                _ => proxy_inv.has(flag),
             };
             assert!(known, "{name}: --{flag} is not in its inventory");
         }

@@ -46,6 +46,8 @@ pub(crate) struct Workers {
     pub kubelet: Option<PathBuf>,
     /// kube-proxy of the spec's release, when found.
     pub kube_proxy: Option<PathBuf>,
+    /// The spec's Kubernetes minor (its flag inventories).
+    pub minor: u32,
     /// What the user should know (each said once, by `plan` and `up`).
     pub warnings: Vec<String>,
 }
@@ -72,8 +74,16 @@ impl Workers {
         node_binaries: &[(Binary, Option<PathBuf>)],
     ) -> Result<Workers, BackendError> {
         let workers = worker::workers(w, run_dir).map_err(invalid)?;
+        let version: frankenetes_spec::KubernetesVersion =
+            w.kubernetes_version.parse().map_err(|e| {
+                invalid(format!(
+                    "spec.kubernetesVersion {:?}: {e}",
+                    w.kubernetes_version
+                ))
+            })?;
         let mut out = Workers {
             workers,
+            minor: version.minor,
             ..Workers::default()
         };
         if out.workers.is_empty() {
@@ -141,10 +151,15 @@ impl Workers {
     }
 
     /// The units: each worker's containerd, then its kubelet; one kube-proxy (the first
-    /// worker's: the host's iptables are shared by every local node).
-    pub(crate) fn units(&self, tag: &ClusterTag, cluster_dir: &Path) -> Vec<UnitSpec> {
+    /// worker's: the host's iptables are shared by every local node). The kubelet's and
+    /// kube-proxy's command lines are checked against their inventories for the spec's minor.
+    pub(crate) fn units(
+        &self,
+        tag: &ClusterTag,
+        cluster_dir: &Path,
+    ) -> Result<Vec<UnitSpec>, BackendError> {
         let Some(containerd) = &self.containerd else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let unit = |name: &str, node: &str, command: Vec<String>| {
             UnitSpec::container_group(
@@ -162,13 +177,15 @@ impl Workers {
             ));
             if let Some(k) = &self.kubelet {
                 let root = Self::node_root(cluster_dir, &w.node);
-                units.push(unit("kubelet", &w.node, w.kubelet_command(k, &root)));
+                let command = w.kubelet_command(k, &root, self.minor).map_err(invalid)?;
+                units.push(unit("kubelet", &w.node, command));
             }
         }
         if let (Some(p), Some(first)) = (&self.kube_proxy, self.workers.first()) {
-            units.push(unit("kube-proxy", &first.node, first.kube_proxy_command(p)));
+            let command = first.kube_proxy_command(p, self.minor).map_err(invalid)?;
+            units.push(unit("kube-proxy", &first.node, command));
         }
-        units
+        Ok(units)
     }
 
     /// Checks what `up` would otherwise fail on later: socket paths, the kubelet's and

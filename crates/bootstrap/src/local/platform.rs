@@ -353,7 +353,7 @@ impl Platform for LocalPlatform {
                 Gate::Leases,
             ));
         }
-        let workers = self.workers(w)?.units(tag, &self.dir);
+        let workers = self.workers(w)?.units(tag, &self.dir)?;
         if !workers.is_empty() {
             waves.push(Wave::new("workers", workers, Gate::Running));
         }
