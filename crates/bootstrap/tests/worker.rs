@@ -60,23 +60,36 @@ fn processes_under(dir: &Path) -> Vec<(i32, String)> {
     out
 }
 
+/// Where runc keeps the state of a container `ctr run` started in containerd's `default`
+/// namespace (the shim's default runc root, whatever containerd's own root is).
+const CTR_RUNC_ROOT: &str = "/run/containerd/runc/default";
+
 /// Stops everything the test started, also when it fails: the units by PID, then any
-/// process still naming the test's directory (shims, containers) by PID, the network
-/// namespace the test made, the bridges.
+/// process still naming the test's directory (shims, containers) by PID, the runc state of
+/// the test's container (left behind, it would make the next run's `ctr run` fail), the
+/// network namespace the test made, the bridges.
 struct Guard {
     dir: PathBuf,
     netns: Vec<String>,
     bridges: Vec<String>,
+    containers: Vec<String>,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
         LocalBackend::new(self.dir.join("run")).stop_all();
         for (pid, _) in processes_under(&self.dir) {
+            // SIGKILL also ends a process the test stopped (SIGSTOP).
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
+        }
+        for id in &self.containers {
+            let _ = Command::new("runc")
+                .args(["--root", CTR_RUNC_ROOT, "delete", "--force", id])
+                .stderr(Stdio::null())
+                .status();
         }
         for ns in &self.netns {
             let _ = Command::new("ip").args(["netns", "delete", ns]).status();
@@ -191,10 +204,13 @@ async fn workers_run_their_own_containerd_and_down_leaves_nothing() {
     let tmp = tempfile::Builder::new().prefix("fkw").tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let netns = format!("cni-fktest-{}", std::process::id());
+    // Its own name: another run's container (left by a killed run) cannot collide with it.
+    let container = format!("fktest-{}", std::process::id());
     let mut guard = Guard {
         dir: dir.clone(),
         netns: vec![netns.clone()],
         bridges: Vec::new(),
+        containers: vec![container.clone()],
     };
     let platform = LocalPlatform::new(&dir)
         .bin_dir(Some(dir.join("no-kube-binaries")))
@@ -314,7 +330,12 @@ async fn workers_run_their_own_containerd_and_down_leaves_nothing() {
         .arg(sock)
         .args(["run", "-d", "--rootfs"])
         .arg(&rootfs)
-        .args(["fktest", "/sleep", "300"]));
+        .args([container.as_str(), "/sleep", "300"]));
+    // Its runc state is where the guard deletes it from.
+    assert!(
+        Path::new(CTR_RUNC_ROOT).join(&container).is_dir(),
+        "no runc state of {container} in {CTR_RUNC_ROOT}"
+    );
     assert!(
         processes_under(&dir)
             .iter()
@@ -348,6 +369,10 @@ async fn workers_run_their_own_containerd_and_down_leaves_nothing() {
         })
         .collect();
     assert!(sleeping.is_empty(), "the container's process is left");
+    assert!(
+        !Path::new(CTR_RUNC_ROOT).join(&container).exists(),
+        "runc's state of {container} is left"
+    );
     // … no socket, no mount under the cluster directory …
     for node in ["worker-01", "worker-02"] {
         let sock = dir
