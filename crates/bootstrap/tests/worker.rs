@@ -2,8 +2,9 @@
 //! plugins: `up` runs one containerd per worker with our configuration and its CRI plugin
 //! answers; each worker's CNI configuration works with the `bridge` and `host-local` plugins
 //! and gives addresses of distinct subnets inside the pod CIDR; `down` leaves no containerd,
-//! shim or container process, socket, mount, network namespace or bridge behind. And the
-//! kubelet's and kube-proxy's command lines use only flags of their inventories.
+//! shim or container process, socket, mount, network namespace or bridge behind; `status` says
+//! whether each worker's containerd answers. And the kubelet's and kube-proxy's command lines
+//! use only flags of their inventories.
 //!
 //! Needs root, and the `containerd`, `runc` and `containernetworking-plugins` packages.
 
@@ -237,10 +238,13 @@ async fn workers_run_their_own_containerd_and_down_leaves_nothing() {
     let mut subnets = Vec::new();
     for node in ["worker-01", "worker-02"] {
         let unit = format!("containerd-{node}");
-        assert!(
-            status.rows.iter().any(|r| r.name == unit),
-            "status lists {unit}:\n{table}"
-        );
+        let row = status
+            .rows
+            .iter()
+            .find(|r| r.name == unit)
+            .unwrap_or_else(|| panic!("status lists {unit}:\n{table}"));
+        // status asked the worker's containerd itself.
+        assert_eq!(row.health, Health::Healthy("CRI ok".into()), "{table}");
         let run_dir = dir.join("run").join(node);
         let sock = run_dir.join("containerd/containerd.sock");
         let config = run_dir.join("containerd/config.toml");
@@ -314,6 +318,37 @@ async fn workers_run_their_own_containerd_and_down_leaves_nothing() {
     assert_ne!(
         subnets[0].1["plugins"][0]["bridge"],
         subnets[1].1["plugins"][0]["bridge"]
+    );
+
+    assert!(status.is_healthy(), "{table}");
+
+    // A containerd that runs but does not answer is unhealthy in status (and status fails).
+    let stuck = LocalBackend::new(dir.join("run"))
+        .container_pid("containerd-worker-02", "containerd")
+        .unwrap();
+    let stuck = nix::unistd::Pid::from_raw(stuck);
+    nix::sys::signal::kill(stuck, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let stopped = c.status().await;
+    nix::sys::signal::kill(stuck, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let stopped = stopped.unwrap();
+    let row = stopped
+        .rows
+        .iter()
+        .find(|r| r.name == "containerd-worker-02")
+        .unwrap();
+    assert!(
+        matches!(&row.health, Health::Unhealthy(p) if p.contains("does not answer")),
+        "{}",
+        stopped.table()
+    );
+    assert!(!stopped.is_healthy(), "{}", stopped.table());
+    assert!(
+        stopped
+            .problems
+            .iter()
+            .any(|p| p.starts_with("containerd-worker-02: ")),
+        "{:?}",
+        stopped.problems
     );
 
     // A pod's network on worker-01, as its CRI plugin would make it: the address is in the
