@@ -10,13 +10,23 @@
 
 # ./scripts/example.sh: build the CLI (cargo's linker and aws-lc-sys need a C compiler,
 # etcd-client's build script needs protoc and the well-known types), fetch crates over TLS, run
-# etcd (and etcdctl, for looking at it).
-CAPS_MAIN=(cc protoc_wkt tls_roots etcd etcdctl)
+# etcd (and etcdctl, for looking at it), and run cluster.yaml's worker: its own containerd (with
+# runc, and ctr for the CRI health gate and `down`'s clean-up), the CNI plugins bridge and
+# host-local, iptables (the bridge plugin's masquerade rules, kube-proxy) and ip (`down` deletes
+# the pods' network namespaces, veths and the bridge). Without them the worker runs nothing.
+#
+# Debian's containerd package enables and starts a system containerd (containerd.service, on
+# /run/containerd/containerd.sock, root /var/lib/containerd). It does not disturb ours: each
+# worker's containerd has its own socket, root, state, runc root and CNI directories under the
+# cluster directory (`--address`, `--root`, `--state`, its own config.toml), and its shims'
+# sockets are named from that socket. Both can run side by side; install-deps leaves the
+# system service as the package set it up.
+CAPS_MAIN=(cc protoc_wkt tls_roots etcd etcdctl containerd runc ctr cni_plugins iptables ip)
 # ./scripts/test.sh adds the tools the tests run for real: openssl verify, Ignition (validator
-# and engine), kubectl, the gateway's WireGuard/nftables namespace test, containerd with runc
-# and the CNI plugins, systemd-analyze verify, and Python venvs for the PyPI tools.
+# and engine), kubectl, the gateway's WireGuard/nftables namespace test, sysctl,
+# systemd-analyze verify, and Python venvs for the PyPI tools.
 CAPS_TEST=("${CAPS_MAIN[@]}" openssl ignition_validate ignition_engine kubectl wireguard_go wg nft
-  iptables ip sysctl containerd runc ctr cni_plugins systemd_analyze python3_venv)
+  sysctl systemd_analyze python3_venv)
 
 declare -gA CAP_PKGS=(
   [cc]="gcc libc6-dev" # gcc only recommends libc6-dev, without which cc cannot link

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the README's commands need on a Debian 12 machine, only what is missing.
 #   install-deps.sh --main   what ./scripts/example.sh needs: a C compiler, protoc with the
-#                            well-known types, CA certificates, etcd, etcdctl (no PyPI tools)
+#                            well-known types, CA certificates, etcd, etcdctl, and for
+#                            cluster.yaml's worker containerd, runc, ctr, the CNI plugins,
+#                            iptables and ip (no PyPI tools)
 #   install-deps.sh [--test] everything the tests need (scripts/capabilities.sh lists it), and the
 #                            PyPI tools moto_server, checkov, kubernetes-validate in virtualenvs
 # Each capability is probed (protoc compiles a file importing the well-known types, etcd runs,
@@ -27,7 +29,7 @@ for arg in "$@"; do
     --report) report=1 ;;
     --no-pypi) pypi=0 ;;
     --list-packages) list=1 ;;
-    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install-deps: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
   esac
 done

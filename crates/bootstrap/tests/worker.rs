@@ -2,8 +2,9 @@
 //! plugins: `up` runs one containerd per worker with our configuration and its CRI plugin
 //! answers; each worker's CNI configuration works with the `bridge` and `host-local` plugins
 //! and gives addresses of distinct subnets inside the pod CIDR; `down` leaves no containerd,
-//! shim or container process, socket, mount, network namespace or bridge behind. And the
-//! kubelet's and kube-proxy's command lines use only flags of their inventories.
+//! shim or container process, socket, mount, network namespace or bridge behind; `status` says
+//! whether each worker's containerd answers. And the kubelet's and kube-proxy's command lines
+//! use only flags of their inventories.
 //!
 //! Needs root, and the `containerd`, `runc` and `containernetworking-plugins` packages.
 
@@ -13,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use frankenetes_bootstrap::local::{CNI_CONFIG, kube_proxy_flags, mounts_under, node_subnets};
-use frankenetes_bootstrap::{Cluster, DownOptions, LocalBackend, LocalPlatform, Options};
+use frankenetes_bootstrap::local::{CNI_CONFIG, mounts_under, node_subnets};
+use frankenetes_bootstrap::{Cluster, DownOptions, Health, LocalBackend, LocalPlatform, Options};
 use frankenetes_spec::ClusterSpec;
 
 const POD_CIDR: &str = "10.244.0.0/16";
@@ -60,23 +61,36 @@ fn processes_under(dir: &Path) -> Vec<(i32, String)> {
     out
 }
 
+/// Where runc keeps the state of a container `ctr run` started in containerd's `default`
+/// namespace (the shim's default runc root, whatever containerd's own root is).
+const CTR_RUNC_ROOT: &str = "/run/containerd/runc/default";
+
 /// Stops everything the test started, also when it fails: the units by PID, then any
-/// process still naming the test's directory (shims, containers) by PID, the network
-/// namespace the test made, the bridges.
+/// process still naming the test's directory (shims, containers) by PID, the runc state of
+/// the test's container (left behind, it would make the next run's `ctr run` fail), the
+/// network namespace the test made, the bridges.
 struct Guard {
     dir: PathBuf,
     netns: Vec<String>,
     bridges: Vec<String>,
+    containers: Vec<String>,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
         LocalBackend::new(self.dir.join("run")).stop_all();
         for (pid, _) in processes_under(&self.dir) {
+            // SIGKILL also ends a process the test stopped (SIGSTOP).
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
+        }
+        for id in &self.containers {
+            let _ = Command::new("runc")
+                .args(["--root", CTR_RUNC_ROOT, "delete", "--force", id])
+                .stderr(Stdio::null())
+                .status();
         }
         for ns in &self.netns {
             let _ = Command::new("ip").args(["netns", "delete", ns]).status();
@@ -191,10 +205,13 @@ async fn workers_run_their_own_containerd_and_down_leaves_nothing() {
     let tmp = tempfile::Builder::new().prefix("fkw").tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let netns = format!("cni-fktest-{}", std::process::id());
+    // Its own name: another run's container (left by a killed run) cannot collide with it.
+    let container = format!("fktest-{}", std::process::id());
     let mut guard = Guard {
         dir: dir.clone(),
         netns: vec![netns.clone()],
         bridges: Vec::new(),
+        containers: vec![container.clone()],
     };
     let platform = LocalPlatform::new(&dir)
         .bin_dir(Some(dir.join("no-kube-binaries")))
@@ -221,10 +238,13 @@ async fn workers_run_their_own_containerd_and_down_leaves_nothing() {
     let mut subnets = Vec::new();
     for node in ["worker-01", "worker-02"] {
         let unit = format!("containerd-{node}");
-        assert!(
-            status.rows.iter().any(|r| r.name == unit),
-            "status lists {unit}:\n{table}"
-        );
+        let row = status
+            .rows
+            .iter()
+            .find(|r| r.name == unit)
+            .unwrap_or_else(|| panic!("status lists {unit}:\n{table}"));
+        // status asked the worker's containerd itself.
+        assert_eq!(row.health, Health::Healthy("CRI ok".into()), "{table}");
         let run_dir = dir.join("run").join(node);
         let sock = run_dir.join("containerd/containerd.sock");
         let config = run_dir.join("containerd/config.toml");
@@ -300,6 +320,37 @@ async fn workers_run_their_own_containerd_and_down_leaves_nothing() {
         subnets[1].1["plugins"][0]["bridge"]
     );
 
+    assert!(status.is_healthy(), "{table}");
+
+    // A containerd that runs but does not answer is unhealthy in status (and status fails).
+    let stuck = LocalBackend::new(dir.join("run"))
+        .container_pid("containerd-worker-02", "containerd")
+        .unwrap();
+    let stuck = nix::unistd::Pid::from_raw(stuck);
+    nix::sys::signal::kill(stuck, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let stopped = c.status().await;
+    nix::sys::signal::kill(stuck, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let stopped = stopped.unwrap();
+    let row = stopped
+        .rows
+        .iter()
+        .find(|r| r.name == "containerd-worker-02")
+        .unwrap();
+    assert!(
+        matches!(&row.health, Health::Unhealthy(p) if p.contains("does not answer")),
+        "{}",
+        stopped.table()
+    );
+    assert!(!stopped.is_healthy(), "{}", stopped.table());
+    assert!(
+        stopped
+            .problems
+            .iter()
+            .any(|p| p.starts_with("containerd-worker-02: ")),
+        "{:?}",
+        stopped.problems
+    );
+
     // A pod's network on worker-01, as its CRI plugin would make it: the address is in the
     // worker's subnet, on the worker's bridge.
     let (subnet, conflist, sock) = &subnets[0];
@@ -314,7 +365,12 @@ async fn workers_run_their_own_containerd_and_down_leaves_nothing() {
         .arg(sock)
         .args(["run", "-d", "--rootfs"])
         .arg(&rootfs)
-        .args(["fktest", "/sleep", "300"]));
+        .args([container.as_str(), "/sleep", "300"]));
+    // Its runc state is where the guard deletes it from.
+    assert!(
+        Path::new(CTR_RUNC_ROOT).join(&container).is_dir(),
+        "no runc state of {container} in {CTR_RUNC_ROOT}"
+    );
     assert!(
         processes_under(&dir)
             .iter()
@@ -348,6 +404,10 @@ async fn workers_run_their_own_containerd_and_down_leaves_nothing() {
         })
         .collect();
     assert!(sleeping.is_empty(), "the container's process is left");
+    assert!(
+        !Path::new(CTR_RUNC_ROOT).join(&container).exists(),
+        "runc's state of {container} is left"
+    );
     // … no socket, no mount under the cluster directory …
     for node in ["worker-01", "worker-02"] {
         let sock = dir
@@ -406,6 +466,18 @@ async fn kubelet_and_kube_proxy_use_only_inventory_flags() {
         .cache(None);
     let c = Cluster::new(spec("flags", 221, 2), platform, Options::new(dir.path()));
     let (prepared, _) = c.plan().unwrap();
+    // The workers run kube-proxy as a host process: the day-one objects leave kubeadm's
+    // DaemonSet out (a second kube-proxy per worker, on the same host ports), and keep its
+    // ConfigMap.
+    let (_, proxy_objects) = prepared
+        .rendered
+        .cluster_files
+        .iter()
+        .find(|(p, _)| p.ends_with("kube-proxy.yaml"))
+        .expect("the day-one kube-proxy.yaml is rendered");
+    let text = String::from_utf8_lossy(&proxy_objects.contents);
+    assert!(!text.contains("kind: DaemonSet"), "{text}");
+    assert!(text.contains("kind: ConfigMap"), "{text}");
     let waves = frankenetes_compute::Platform::waves(c.platform(), &prepared.workload).unwrap();
     let commands: Vec<(String, Vec<String>)> = waves
         .iter()
@@ -423,10 +495,10 @@ async fn kubelet_and_kube_proxy_use_only_inventory_flags() {
     let proxies = commands.iter().filter(|(n, _)| n == "kube-proxy").count();
     // A kubelet per worker, one kube-proxy for the machine.
     assert_eq!((kubelets, proxies), (2, 1), "{commands:?}");
-    let kubelet_inv =
-        frankenetes_manifests::Inventory::kubernetes(frankenetes_manifests::Binary::Kubelet, 35)
-            .unwrap();
-    let proxy_inv = kube_proxy_flags();
+    // The manifests' inventories, as the control plane's flags are checked against.
+    let inventory = |b| frankenetes_manifests::Inventory::kubernetes(b, 35).unwrap();
+    let kubelet_inv = inventory(frankenetes_manifests::Binary::Kubelet);
+    let proxy_inv = inventory(frankenetes_manifests::Binary::KubeProxy);
     for (name, command) in &commands {
         assert!(command[0].ends_with(name.as_str()), "{command:?}");
         for arg in &command[1..] {
@@ -436,7 +508,7 @@ async fn kubelet_and_kube_proxy_use_only_inventory_flags() {
                 .unwrap_or_else(|| panic!("{name}: {arg:?} is not --flag=value"));
             let known = match name.as_str() {
                 "kubelet" => kubelet_inv.has(flag),
-                _ => proxy_inv.contains(&flag),
+                _ => proxy_inv.has(flag),
             };
             assert!(known, "{name}: --{flag} is not in its inventory");
         }

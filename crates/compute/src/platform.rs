@@ -464,6 +464,17 @@ pub trait Platform: Send + Sync {
         Ok(Outputs::default())
     }
 
+    /// The health of running units only this platform knows how to check (a local worker's
+    /// containerd, kubelet and node), by unit name: `Ok(what was seen)` or `Err(the problem)`.
+    /// `status` shows it; units left out are not checked here. Default: none.
+    async fn unit_health(
+        &self,
+        _tag: &ClusterTag,
+        _running: &[String],
+    ) -> Vec<(String, Result<String, String>)> {
+        Vec::new()
+    }
+
     /// Everything of the cluster that exists, units included, with states: what `status`
     /// shows and what `down` would delete. Read-only.
     async fn inventory(&self, tag: &ClusterTag) -> Result<Vec<Resource>, BackendError> {
@@ -600,6 +611,13 @@ impl Platform for Box<dyn Platform> {
     }
     async fn complete(&self, w: &Workload, on: OnProgress<'_>) -> Result<Outputs, BackendError> {
         (**self).complete(w, on).await
+    }
+    async fn unit_health(
+        &self,
+        tag: &ClusterTag,
+        running: &[String],
+    ) -> Vec<(String, Result<String, String>)> {
+        (**self).unit_health(tag, running).await
     }
     async fn inventory(&self, tag: &ClusterTag) -> Result<Vec<Resource>, BackendError> {
         (**self).inventory(tag).await

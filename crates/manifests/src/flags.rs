@@ -447,5 +447,6 @@ pub(crate) fn extra_field(b: Binary) -> &'static str {
         Binary::ControllerManager => "spec.controllerManager.extraArgs",
         Binary::Scheduler => "spec.scheduler.extraArgs",
         Binary::Kubelet => "kubelet flags",
+        Binary::KubeProxy => "kube-proxy flags",
     }
 }

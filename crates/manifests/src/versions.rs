@@ -22,6 +22,8 @@ pub enum Binary {
     Scheduler,
     /// kubelet.
     Kubelet,
+    /// kube-proxy.
+    KubeProxy,
 }
 
 impl Binary {
@@ -33,6 +35,7 @@ impl Binary {
             Binary::ControllerManager => "kube-controller-manager",
             Binary::Scheduler => "kube-scheduler",
             Binary::Kubelet => "kubelet",
+            Binary::KubeProxy => "kube-proxy",
         }
     }
 }
@@ -65,6 +68,9 @@ inventory! {
     "kubelet-1.35" => "kubelet-1.35.txt",
     "kubelet-1.36" => "kubelet-1.36.txt",
     "kubelet-1.37" => "kubelet-1.37.txt",
+    "kube-proxy-1.35" => "kube-proxy-1.35.txt",
+    "kube-proxy-1.36" => "kube-proxy-1.36.txt",
+    "kube-proxy-1.37" => "kube-proxy-1.37.txt",
 }
 
 /// The flags a component accepts in a version (names without `--`).
@@ -119,6 +125,7 @@ mod tests {
                 Binary::ControllerManager,
                 Binary::Scheduler,
                 Binary::Kubelet,
+                Binary::KubeProxy,
             ] {
                 let inv = Inventory::kubernetes(b, r.minor).unwrap();
                 assert!(inv.flags.len() > 50, "{}", inv.key);

@@ -174,7 +174,12 @@ fn tail(path: &Path, n: usize) -> Vec<String> {
 
 impl<P: Platform> Cluster<P> {
     /// A cluster.
-    pub fn new(spec: ClusterSpec, platform: P, opts: Options) -> Self {
+    pub fn new(spec: ClusterSpec, platform: P, mut opts: Options) -> Self {
+        // Every node on one host: the local workers run kube-proxy as one host process, and a
+        // DaemonSet's would clash with it (and with each other) on the host's ports.
+        if platform.placement() == frankenetes_compute::Placement::Host {
+            opts.addons = opts.addons.kube_proxy_daemonset(false);
+        }
         let tag = ClusterTag::new(spec.name.as_str());
         Self {
             spec,

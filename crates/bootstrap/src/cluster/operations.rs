@@ -70,6 +70,12 @@ impl<P: Platform> Cluster<P> {
         } else {
             None
         };
+        let running_units: Vec<String> = resources
+            .iter()
+            .filter(|r| r.state.as_deref() == Some("running"))
+            .map(|r| r.name.clone())
+            .collect();
+        let unit_health = self.platform.unit_health(&self.tag, &running_units).await;
         for r in resources {
             let stopped = r.state.as_deref() != Some("running");
             let health = if stopped {
@@ -92,6 +98,11 @@ impl<P: Platform> Cluster<P> {
                     Some((_, None)) => Health::Healthy("leader lease held".into()),
                     Some((_, Some(p))) => Health::Unhealthy(p.clone()),
                     None => Health::Unknown(String::new()),
+                }
+            } else if let Some((_, h)) = unit_health.iter().find(|(n, _)| *n == r.name) {
+                match h {
+                    Ok(seen) => Health::Healthy(seen.clone()),
+                    Err(p) => Health::Unhealthy(p.clone()),
                 }
             } else {
                 Health::Unknown(String::new())

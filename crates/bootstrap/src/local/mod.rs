@@ -15,4 +15,4 @@ pub use backend::{LocalBackend, process_alive};
 pub use platform::LocalPlatform;
 pub use preflight::port_holder;
 pub use runtime::mounts_under;
-pub use worker::{CNI_CONFIG, DEFAULT_POD_CIDR, Worker, kube_proxy_flags, node_subnets};
+pub use worker::{CNI_CONFIG, DEFAULT_POD_CIDR, Worker, node_subnets};

@@ -46,6 +46,8 @@ pub(crate) struct Workers {
     pub kubelet: Option<PathBuf>,
     /// kube-proxy of the spec's release, when found.
     pub kube_proxy: Option<PathBuf>,
+    /// The spec's Kubernetes minor (its flag inventories).
+    pub minor: u32,
     /// What the user should know (each said once, by `plan` and `up`).
     pub warnings: Vec<String>,
 }
@@ -72,8 +74,16 @@ impl Workers {
         node_binaries: &[(Binary, Option<PathBuf>)],
     ) -> Result<Workers, BackendError> {
         let workers = worker::workers(w, run_dir).map_err(invalid)?;
+        let version: frankenetes_spec::KubernetesVersion =
+            w.kubernetes_version.parse().map_err(|e| {
+                invalid(format!(
+                    "spec.kubernetesVersion {:?}: {e}",
+                    w.kubernetes_version
+                ))
+            })?;
         let mut out = Workers {
             workers,
+            minor: version.minor,
             ..Workers::default()
         };
         if out.workers.is_empty() {
@@ -119,10 +129,16 @@ impl Workers {
             .filter(|b| find(*b).is_none())
             .map(Binary::name)
             .collect();
+        let what = match (&out.kubelet, &out.kube_proxy) {
+            (None, _) => "the workers run containerd alone (no node registers)",
+            // The day-one objects leave kubeadm's DaemonSet out on this platform: nothing
+            // else would proxy Services.
+            (Some(_), None) => "the workers' kubelets run, but nothing proxies Services",
+            _ => "",
+        };
         if !missing.is_empty() {
             out.warnings.push(format!(
-                "{} not found: the workers run containerd alone (no node registers); \
-                 `frankenetes fetch` downloads them, or pass --bin-dir DIR",
+                "{} not found: {what}; `frankenetes fetch` downloads them, or pass --bin-dir DIR",
                 missing.join(", ")
             ));
         }
@@ -135,10 +151,15 @@ impl Workers {
     }
 
     /// The units: each worker's containerd, then its kubelet; one kube-proxy (the first
-    /// worker's: the host's iptables are shared by every local node).
-    pub(crate) fn units(&self, tag: &ClusterTag, cluster_dir: &Path) -> Vec<UnitSpec> {
+    /// worker's: the host's iptables are shared by every local node). The kubelet's and
+    /// kube-proxy's command lines are checked against their inventories for the spec's minor.
+    pub(crate) fn units(
+        &self,
+        tag: &ClusterTag,
+        cluster_dir: &Path,
+    ) -> Result<Vec<UnitSpec>, BackendError> {
         let Some(containerd) = &self.containerd else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let unit = |name: &str, node: &str, command: Vec<String>| {
             UnitSpec::container_group(
@@ -156,13 +177,15 @@ impl Workers {
             ));
             if let Some(k) = &self.kubelet {
                 let root = Self::node_root(cluster_dir, &w.node);
-                units.push(unit("kubelet", &w.node, w.kubelet_command(k, &root)));
+                let command = w.kubelet_command(k, &root, self.minor).map_err(invalid)?;
+                units.push(unit("kubelet", &w.node, command));
             }
         }
         if let (Some(p), Some(first)) = (&self.kube_proxy, self.workers.first()) {
-            units.push(unit("kube-proxy", &first.node, first.kube_proxy_command(p)));
+            let command = first.kube_proxy_command(p, self.minor).map_err(invalid)?;
+            units.push(unit("kube-proxy", &first.node, command));
         }
-        units
+        Ok(units)
     }
 
     /// Checks what `up` would otherwise fail on later: socket paths, the kubelet's and
@@ -293,7 +316,7 @@ impl Workers {
             if self.kubelet.is_none() {
                 continue;
             }
-            wait(deadline, timeout, on, || healthz_problem(w)).await?;
+            wait(deadline, timeout, on, || kubelet_problem(w)).await?;
             on(Progress::Info(format!(
                 "{}: the kubelet is healthy",
                 w.node
@@ -340,9 +363,15 @@ where
 }
 
 /// What keeps the kubelet's `/healthz` (plain HTTP on its node's address) from answering ok.
-async fn healthz_problem(w: &Worker) -> Option<String> {
+async fn kubelet_problem(w: &Worker) -> Option<String> {
+    healthz_problem(&format!("kubelet of {}", w.node), w.ip, KUBELET_PORTS[1]).await
+}
+
+/// What keeps a `/healthz` on plain HTTP at `ip:port` from answering 200 (`what` names the
+/// component for the message).
+async fn healthz_problem(what: &str, ip: std::net::IpAddr, port: u16) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = std::net::SocketAddr::new(w.ip, KUBELET_PORTS[1]);
+    let addr = std::net::SocketAddr::new(ip, port);
     let talk = async {
         let mut s = tokio::net::TcpStream::connect(addr).await?;
         s.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
@@ -352,17 +381,19 @@ async fn healthz_problem(w: &Worker) -> Option<String> {
         Ok::<_, std::io::Error>(String::from_utf8_lossy(&buf).into_owned())
     };
     match tokio::time::timeout(Duration::from_secs(3), talk).await {
-        Ok(Ok(r)) if r.starts_with("HTTP/1.") && r.contains(" 200 ") && r.ends_with("ok") => None,
+        Ok(Ok(r))
+            if r.lines()
+                .next()
+                .is_some_and(|l| l.starts_with("HTTP/1.") && l.contains(" 200 ")) =>
+        {
+            None
+        }
         Ok(Ok(r)) => Some(format!(
-            "kubelet of {}: /healthz answered {}",
-            w.node,
+            "{what}: /healthz on {addr} answered {}",
             r.lines().next().unwrap_or_default()
         )),
-        Ok(Err(e)) => Some(format!("kubelet of {}: /healthz on {addr}: {e}", w.node)),
-        Err(_) => Some(format!(
-            "kubelet of {}: /healthz on {addr} timed out",
-            w.node
-        )),
+        Ok(Err(e)) => Some(format!("{what}: /healthz on {addr}: {e}")),
+        Err(_) => Some(format!("{what}: /healthz on {addr} timed out")),
     }
 }
 
@@ -396,6 +427,54 @@ async fn node_problem(admin: &Path, name: &str) -> Option<String> {
     }
 }
 
+/// The health of the running units of the workers of `cluster` (recorded under `run_dir`),
+/// for `status`: `containerd-<node>`, its CRI plugin answers; `kubelet-<node>`, its
+/// `/healthz` is ok and, with `admin` (the apiserver tier runs), its node is `Ready`;
+/// `kube-proxy-<node>`, its `/healthz` is ok (kube-proxy says 503 until its rules are synced).
+pub(crate) async fn unit_health(
+    run_dir: &Path,
+    cluster: &str,
+    running: &[String],
+    admin: Option<&Path>,
+) -> Vec<(String, Result<String, String>)> {
+    let mut out = Vec::new();
+    let is_running = |unit: &str| running.iter().any(|r| r == unit);
+    for w in Worker::recorded(run_dir, cluster) {
+        let unit = format!("containerd-{}", w.node);
+        if is_running(&unit) {
+            let wk = w.clone();
+            let problem = tokio::task::spawn_blocking(move || runtime::cri_problem(&wk))
+                .await
+                .unwrap_or_else(|e| Some(e.to_string()));
+            out.push((unit, problem.map_or(Ok("CRI ok".into()), Err)));
+        }
+        let unit = format!("kubelet-{}", w.node);
+        if is_running(&unit) {
+            let health = match (kubelet_problem(&w).await, admin) {
+                (Some(p), _) => Err(p),
+                (None, None) => Ok("/healthz ok".into()),
+                (None, Some(admin)) => {
+                    let ready =
+                        tokio::time::timeout(Duration::from_secs(10), node_problem(admin, &w.node))
+                            .await
+                            .unwrap_or_else(|_| {
+                                Some(format!("node {}: the apiserver did not answer", w.node))
+                            });
+                    ready.map_or(Ok("/healthz ok, node Ready".into()), Err)
+                }
+            };
+            out.push((unit, health));
+        }
+        let unit = format!("kube-proxy-{}", w.node);
+        if is_running(&unit) {
+            let what = format!("kube-proxy of {}", w.node);
+            let problem = healthz_problem(&what, w.ip, KUBE_PROXY_PORTS[0]).await;
+            out.push((unit, problem.map_or(Ok("/healthz ok".into()), Err)));
+        }
+    }
+    out
+}
+
 /// `down`'s part for the workers of `cluster`: before the units stop, their containers are
 /// drained through containerd; after, whatever is left is removed ([`runtime::sweep`]).
 pub(crate) fn drain_all(run_dir: &Path, cluster: &str) {
@@ -410,5 +489,75 @@ pub(crate) fn sweep_all(run_dir: &Path, cluster: &str, on: OnProgress<'_>) {
         for done in runtime::sweep(&w) {
             on(Progress::Info(done));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers every connection on `ip:port` with `status` (one HTTP/1.0 response each).
+    async fn serve(ip: &str, port: u16, status: &'static str) -> tokio::task::JoinHandle<()> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind((ip, port)).await.unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 512];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(format!("HTTP/1.0 {status}\r\n\r\nok").as_bytes())
+                    .await;
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn status_asks_each_running_worker_unit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().join("run");
+        let ip = "127.0.0.231";
+        let w = Worker {
+            node: "worker-09".into(),
+            cluster: "health".into(),
+            ip: ip.parse().unwrap(),
+            dir: run.join("worker-09"),
+            subnet: "10.244.0.0/24".into(),
+            pod_cidr: worker::DEFAULT_POD_CIDR.into(),
+            bridge: "fk00000000".into(),
+            cni_bin_dir: PathBuf::from("/usr/lib/cni"),
+        };
+        frankenetes_bundle::fs::ensure_private_dir(&w.dir).unwrap();
+        w.write_marker().unwrap();
+        let units = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let kubelet = serve(ip, KUBELET_PORTS[1], "200 OK").await;
+        let proxy = serve(ip, KUBE_PROXY_PORTS[0], "503 Service Unavailable").await;
+        let running = units(&["kubelet-worker-09", "kube-proxy-worker-09"]);
+        let h = unit_health(&run, "health", &running, None).await;
+        assert_eq!(h[0], ("kubelet-worker-09".into(), Ok("/healthz ok".into())));
+        let (unit, proxy_health) = &h[1];
+        assert_eq!(unit, "kube-proxy-worker-09");
+        let e = proxy_health.clone().unwrap_err();
+        assert!(
+            e.contains("503") && e.contains("kube-proxy of worker-09"),
+            "{e}"
+        );
+        assert_eq!(h.len(), 2, "{h:?}");
+        // Units that do not run are not asked; another cluster's workers are not ours.
+        assert!(unit_health(&run, "health", &[], None).await.is_empty());
+        assert!(unit_health(&run, "other", &running, None).await.is_empty());
+        // A containerd that does not answer (no socket): unhealthy, naming it.
+        let h = unit_health(&run, "health", &units(&["containerd-worker-09"]), None).await;
+        let e = h[0].1.clone().unwrap_err();
+        assert!(e.contains("containerd of worker-09"), "{e}");
+        // Nothing listening: the kubelet is unhealthy.
+        kubelet.abort();
+        proxy.abort();
+        let _ = kubelet.await;
+        let h = unit_health(&run, "health", &units(&["kubelet-worker-09"]), None).await;
+        let e = h[0].1.clone().unwrap_err();
+        assert!(
+            e.contains("kubelet of worker-09: /healthz on 127.0.0.231:10248"),
+            "{e}"
+        );
     }
 }

@@ -353,7 +353,7 @@ impl Platform for LocalPlatform {
                 Gate::Leases,
             ));
         }
-        let workers = self.workers(w)?.units(tag, &self.dir);
+        let workers = self.workers(w)?.units(tag, &self.dir)?;
         if !workers.is_empty() {
             waves.push(Wave::new("workers", workers, Gate::Running));
         }
@@ -404,6 +404,22 @@ impl Platform for LocalPlatform {
             }
         }
         self.workers(w)?.preflight(&running)
+    }
+
+    async fn unit_health(
+        &self,
+        tag: &ClusterTag,
+        running: &[String],
+    ) -> Vec<(String, Result<String, String>)> {
+        let admin = frankenetes_bundle::OutputLayout::new(self.dir.join("bundle")).admin_conf();
+        let tier = running.iter().any(|u| u.starts_with("kube-apiserver-"));
+        nodes::unit_health(
+            &self.dir.join("run"),
+            &tag.cluster,
+            running,
+            tier.then_some(&admin),
+        )
+        .await
     }
 
     async fn inventory(&self, tag: &ClusterTag) -> Result<Vec<Resource>, BackendError> {

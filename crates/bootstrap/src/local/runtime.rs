@@ -39,6 +39,13 @@ fn lines(out: &std::process::Output) -> Vec<String> {
 /// What keeps the worker's containerd from serving the kubelet, or `None`: its CRI plugin
 /// (`io.containerd.grpc.v1 cri`) is listed `ok` by `ctr plugins ls`.
 pub(crate) fn cri_problem(w: &Worker) -> Option<String> {
+    if !w.socket().exists() {
+        return Some(format!(
+            "containerd of {} has no socket at {} (yet)",
+            w.node,
+            w.socket().display()
+        ));
+    }
     let out = match ctr(w).args(["plugins", "ls"]).output() {
         Ok(o) => o,
         Err(e) => return Some(format!("cannot run ctr: {e}")),

@@ -19,6 +19,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use frankenetes_compute::{NodeRole, NodeWork, Workload};
+use frankenetes_manifests::{Binary, Flags, Inventory};
 use serde::{Deserialize, Serialize};
 
 /// Where a worker's marker is kept: what `down` needs to clean up after it.
@@ -29,10 +30,6 @@ pub const DEFAULT_POD_CIDR: &str = "10.244.0.0/16";
 
 /// The CNI configuration file's name in the worker's `conf_dir`.
 pub const CNI_CONFIG: &str = "10-frankenetes.conflist";
-
-/// kube-proxy's flags, per Kubernetes minor (one per line, `--name`), from the
-/// `kube-proxy` command-line reference (kubernetes.io/docs/reference/command-line-tools-reference/kube-proxy/).
-const KUBE_PROXY_FLAGS: &str = include_str!("kube-proxy-flags.txt");
 
 /// A socket path longer than this cannot be bound (`sun_path` is 108 bytes, and containerd
 /// adds `.ttrpc`).
@@ -273,9 +270,15 @@ impl Worker {
         Ok(v)
     }
 
-    /// The kubelet's command line (the binary's path first): only flags of its inventory.
-    pub fn kubelet_command(&self, kubelet: &Path, node_root: &Path) -> Vec<String> {
-        let mut f = frankenetes_manifests::Flags::default();
+    /// The kubelet's command line (the binary's path first), every flag and value checked
+    /// against the kubelet's inventory for the Kubernetes `minor` (as the control plane's are).
+    pub fn kubelet_command(
+        &self,
+        kubelet: &Path,
+        node_root: &Path,
+        minor: u32,
+    ) -> Result<Vec<String>, String> {
+        let mut f = Flags::default();
         f.set("config", self.kubelet_config().display().to_string());
         f.set(
             "kubeconfig",
@@ -288,9 +291,7 @@ impl Worker {
         // Every node shares this machine's hostname: each says its own.
         f.set("hostname-override", self.node.clone());
         f.set("root-dir", self.kubelet_root().display().to_string());
-        let mut c = vec![kubelet.display().to_string()];
-        c.extend(f.args());
-        c
+        checked_command(kubelet, &f, Binary::Kubelet, minor)
     }
 
     /// kube-proxy's configuration (everything is in it; its command line is `--config`).
@@ -313,12 +314,12 @@ impl Worker {
         })
     }
 
-    /// kube-proxy's command line (the binary's path first).
-    pub fn kube_proxy_command(&self, kube_proxy: &Path) -> Vec<String> {
-        vec![
-            kube_proxy.display().to_string(),
-            format!("--config={}", self.kube_proxy_config().display()),
-        ]
+    /// kube-proxy's command line (the binary's path first; everything else is in its
+    /// configuration file), checked against kube-proxy's inventory for `minor`.
+    pub fn kube_proxy_command(&self, kube_proxy: &Path, minor: u32) -> Result<Vec<String>, String> {
+        let mut f = Flags::default();
+        f.set("config", self.kube_proxy_config().display().to_string());
+        checked_command(kube_proxy, &f, Binary::KubeProxy, minor)
     }
 
     /// Writes the marker `down` reads.
@@ -356,12 +357,26 @@ fn toml_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// The flags kube-proxy accepts (names without `--`).
-pub fn kube_proxy_flags() -> Vec<&'static str> {
-    KUBE_PROXY_FLAGS
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("--"))
-        .collect()
+/// `binary` and `flags` as a command line, once every flag is in the inventory of `b` for the
+/// Kubernetes `minor` and every value is one token ([`Flags::check`], as for the control
+/// plane's components).
+fn checked_command(
+    binary: &Path,
+    flags: &Flags,
+    b: Binary,
+    minor: u32,
+) -> Result<Vec<String>, String> {
+    let inventory = Inventory::kubernetes(b, minor).map_err(|e| e.to_string())?;
+    flags
+        .check(
+            &inventory,
+            &format!("{} flags", b.name()),
+            &Default::default(),
+        )
+        .map_err(|e| format!("{}: {e}", b.name()))?;
+    let mut c = vec![binary.display().to_string()];
+    c.extend(flags.args());
+    Ok(c)
 }
 
 /// Where the CNI plugins are: the first of Debian's and upstream's directories holding
@@ -514,6 +529,52 @@ mod tests {
         assert_eq!(v["readOnlyPort"], 0);
         assert_eq!(v["authorization"]["mode"], "Webhook");
         assert!(w.kubelet_config_json("- a list", Path::new("/")).is_err());
+    }
+
+    #[test]
+    fn command_lines_take_only_flags_of_their_inventories() {
+        let w = worker();
+        let root = Path::new("/x/bundle/nodes/worker-01");
+        for minor in [35, 36, 37] {
+            let k = w
+                .kubelet_command(Path::new("/bin/kubelet"), root, minor)
+                .unwrap();
+            assert_eq!(k[0], "/bin/kubelet");
+            assert!(
+                k.contains(&"--hostname-override=worker-01".to_owned()),
+                "{k:?}"
+            );
+            let p = w
+                .kube_proxy_command(Path::new("/bin/kube-proxy"), minor)
+                .unwrap();
+            assert_eq!(
+                p,
+                [
+                    "/bin/kube-proxy",
+                    "--config=/x/run/worker-01/kube-proxy-config.json"
+                ]
+            );
+        }
+        // A flag the inventory does not have is refused, naming it and the inventory.
+        let mut f = Flags::default();
+        f.set("config", "/x/c.json");
+        f.set("proxy-port-range", "1-2");
+        let e =
+            checked_command(Path::new("/bin/kube-proxy"), &f, Binary::KubeProxy, 35).unwrap_err();
+        assert!(
+            e.contains("proxy-port-range") && e.contains("kube-proxy-1.35"),
+            "{e}"
+        );
+        // So is a value that would carry a second flag, and a minor without an inventory.
+        f = Flags::default();
+        f.set("hostname-override", "w --cleanup");
+        let e =
+            checked_command(Path::new("/bin/kube-proxy"), &f, Binary::KubeProxy, 35).unwrap_err();
+        assert!(e.contains("--cleanup"), "{e}");
+        let e = w
+            .kube_proxy_command(Path::new("/bin/kube-proxy"), 30)
+            .unwrap_err();
+        assert!(e.contains("kube-proxy-1.30"), "{e}");
     }
 
     #[test]

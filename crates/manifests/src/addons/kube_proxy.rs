@@ -1,5 +1,7 @@
 //! kube-proxy as kubeadm deploys it: a DaemonSet on every node, its configuration (a
-//! `KubeProxyConfiguration` and a service-account kubeconfig) in a ConfigMap, RBAC.
+//! `KubeProxyConfiguration` and a service-account kubeconfig) in a ConfigMap, RBAC. Without
+//! the DaemonSet (kube-proxy runs some other way) the rest stays: `kubeadm join` and
+//! `kubeadm upgrade` read the ConfigMap.
 
 use std::collections::BTreeMap;
 
@@ -25,7 +27,8 @@ fn labels() -> BTreeMap<String, String> {
     BTreeMap::from([("k8s-app".to_owned(), "kube-proxy".to_owned())])
 }
 
-pub(super) fn objects(spec: &ClusterSpec) -> Result<Vec<Object>, Error> {
+/// The objects; the DaemonSet only with `daemonset`.
+pub(super) fn objects(spec: &ClusterSpec, daemonset: bool) -> Result<Vec<Object>, Error> {
     let image = spec.image(frankenetes_spec::Image::Proxy)?.to_string();
     let sa = ServiceAccount {
         metadata: meta("kube-proxy", Some(NS), &[]),
@@ -171,6 +174,58 @@ pub(super) fn objects(spec: &ClusterSpec) -> Result<Vec<Object>, Error> {
         "kube-proxy",
         vec![rbac::group(DEFAULT_NODE_TOKEN_GROUP)],
     )?);
-    out.push(Object::typed(FILE, Credential::Admin, &ds)?);
+    if daemonset {
+        out.push(Object::typed(FILE, Credential::Admin, &ds)?);
+    }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use frankenetes_pki::{Pki, PkiPlan};
+    use frankenetes_spec::ClusterSpec;
+
+    use super::super::{AddonOptions, files, objects};
+
+    #[test]
+    fn the_daemonset_can_be_left_out_and_the_rest_stays() {
+        let spec = ClusterSpec::example();
+        let pki = Pki::generate(&PkiPlan::from(&spec)).unwrap();
+        let names = |opts: &AddonOptions| -> Vec<String> {
+            objects(&spec, &pki, opts)
+                .unwrap()
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        let ds = "DaemonSet kube-system/kube-proxy".to_owned();
+        let with = names(&AddonOptions::default());
+        assert!(with.contains(&ds), "{with:#?}");
+        let off = AddonOptions::default().kube_proxy_daemonset(false);
+        let without = names(&off);
+        assert!(!without.contains(&ds), "{without:#?}");
+        // Everything else is the same, in the same order: kubeadm's ConfigMap, ServiceAccount
+        // and RBAC for kube-proxy among them.
+        let mut expected = with.clone();
+        expected.retain(|o| *o != ds);
+        assert_eq!(without, expected);
+        for kept in [
+            "ConfigMap kube-system/kube-proxy",
+            "ServiceAccount kube-system/kube-proxy",
+            "ClusterRoleBinding kubeadm:node-proxier",
+            "Role kube-system/kube-proxy",
+        ] {
+            assert!(without.iter().any(|o| o == kept), "{kept}: {without:#?}");
+        }
+        // The rendered file says the same.
+        let objs = objects(&spec, &pki, &off).unwrap();
+        let file = files(&objs, &off)
+            .unwrap()
+            .into_iter()
+            .find(|(p, _)| p.ends_with("kube-proxy.yaml"))
+            .unwrap();
+        let text = String::from_utf8(file.1.contents.to_vec()).unwrap();
+        assert!(!text.contains("kind: DaemonSet"), "{text}");
+        assert!(text.contains("kind: ConfigMap"), "{text}");
+    }
 }

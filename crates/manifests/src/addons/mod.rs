@@ -31,7 +31,8 @@
 //!   control plane) and `kubelet-config`, where `kubeadm join` and `kubeadm upgrade` look;
 //! - `coredns.yaml`: CoreDNS (the `kube-dns` Service at the tenth address of the service CIDR,
 //!   the kubelets' `clusterDNS`);
-//! - `kube-proxy.yaml`: kube-proxy's DaemonSet, ConfigMap, ServiceAccount and RBAC;
+//! - `kube-proxy.yaml`: kube-proxy's DaemonSet (unless [`AddonOptions::kube_proxy_daemonset`]
+//!   is off), ConfigMap, ServiceAccount and RBAC;
 //! - `cni.yaml`: only when a network plugin manifest is given ([`Cni::Manifest`]), copied as-is.
 //!   The default is no network plugin ([`Cni::None`]): nodes stay `NotReady` until you apply
 //!   one (Calico, Cilium, Flannel, …) with `kubectl apply -f`.
@@ -86,6 +87,10 @@ pub struct AddonOptions {
     pub enabled: bool,
     /// The network plugin.
     pub cni: Cni,
+    /// kubeadm's kube-proxy DaemonSet (default true). Off where kube-proxy runs some other way
+    /// (the local platform runs it as a host process): its ConfigMap, ServiceAccount and RBAC,
+    /// which `kubeadm join` and `kubeadm upgrade` read, stay.
+    pub kube_proxy_daemonset: bool,
 }
 
 impl Default for AddonOptions {
@@ -93,6 +98,7 @@ impl Default for AddonOptions {
         Self {
             enabled: true,
             cni: Cni::None,
+            kube_proxy_daemonset: true,
         }
     }
 }
@@ -102,7 +108,7 @@ impl AddonOptions {
     pub fn disabled() -> Self {
         Self {
             enabled: false,
-            cni: Cni::None,
+            ..Self::default()
         }
     }
 
@@ -110,6 +116,14 @@ impl AddonOptions {
     #[must_use]
     pub fn cni(mut self, cni: Cni) -> Self {
         self.cni = cni;
+        self
+    }
+
+    /// With or without kubeadm's kube-proxy DaemonSet (see
+    /// [`AddonOptions::kube_proxy_daemonset`]).
+    #[must_use]
+    pub fn kube_proxy_daemonset(mut self, on: bool) -> Self {
+        self.kube_proxy_daemonset = on;
         self
     }
 }
@@ -251,7 +265,7 @@ pub fn objects(spec: &ClusterSpec, pki: &Pki, opts: &AddonOptions) -> Result<Vec
     out.extend(config::cluster_info(spec, ca)?);
     out.extend(config::config_maps(spec)?);
     out.extend(coredns::objects(spec)?);
-    out.extend(kube_proxy::objects(spec)?);
+    out.extend(kube_proxy::objects(spec, opts.kube_proxy_daemonset)?);
     if let Cni::Manifest(path) = &opts.cni {
         for body in cni_documents(path)? {
             out.push(Object::untyped("cni.yaml", body, path)?);
