@@ -101,16 +101,11 @@ pub(crate) fn prepare(inp: &Inputs<'_>, platform: &dyn Platform) -> Result<Prepa
         {
             (inp.events)(&Event::Info(format!("renewed {} ({why})", file.display())));
         }
+        // The report's paths are relative to the bundle; commands name them under it.
         renewed = r
             .replaced
             .iter()
-            .map(|(f, _)| {
-                if f.is_absolute() {
-                    f.clone()
-                } else {
-                    inp.out.root().join(f)
-                }
-            })
+            .map(|(f, _)| inp.out.root().join(f))
             .collect();
         pki
     } else {

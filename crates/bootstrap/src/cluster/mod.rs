@@ -345,18 +345,23 @@ impl<P: Platform> Cluster<P> {
         // Bad input is refused before the lock's directory or anything else is made.
         self.validate()?;
         let _lock = self.lock("up")?;
-        self.converge().await
+        self.converge(None).await
     }
 
-    /// `up` under the lock.
-    async fn converge(&self) -> Result<UpReport, Error> {
+    /// `up` under the lock; `prepared`: what the caller's prepare step made already (it
+    /// is not done twice).
+    async fn converge(&self, prepared: Option<Prepared>) -> Result<UpReport, Error> {
         let mut report = UpReport {
             admin_kubeconfig: self.bundle().admin_conf(),
             ..Default::default()
         };
-        let prepared = self
-            .timed(Phase::Render, &mut report, async { self.prepare(true) })
-            .await?;
+        let prepared = match prepared {
+            Some(p) => p,
+            None => {
+                self.timed(Phase::Render, &mut report, async { self.prepare(true) })
+                    .await?
+            }
+        };
         let w = &prepared.workload;
         let plan = self.platform.plan(w).map_err(backend(Phase::Preflight))?;
         for note in &plan.notes {

@@ -299,7 +299,7 @@ impl<P: Platform> Cluster<P> {
             .await
             .map_err(backend(Phase::Restore))?;
         self.delete_orphans(w).await?;
-        self.converge().await
+        self.converge(Some(prepared)).await
     }
 
     /// Deletes the units of no wave of `w` (nodes taken out of the spec), except the backup
