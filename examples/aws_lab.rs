@@ -1,10 +1,11 @@
 //! `aws_lab`: the cheap AWS lab write-up (seed 004: Terraform for the VPC, a NAT instance with
 //! WireGuard, three control planes behind an internal NLB, a `butane` wrapper for Ignition and
-//! rsync/`kubeadm` by hand afterwards) as a short program. The spec is built in code; the PKI,
-//! the node bundles and the gateway's WireGuard keys are made (once: re-runs keep them) under
-//! the output directory; the lab is planned with its cost, and created or removed on request.
-//! Everything AWS holds carries the cluster tag, so `--down` needs no state and ends with an
-//! audit of what is left (exit 1 if anything is).
+//! rsync/`kubeadm` by hand afterwards) as a short program on the deployment API
+//! (`Cluster<AwsPlatform>`, the same calls as on every platform: see `one_api`). The spec is
+//! built in code; `up` makes the PKI, the node bundles and the gateway's WireGuard keys (once:
+//! re-runs keep them) under the output directory, then the network, the gateway, the NLB and
+//! the machines, each booting from its Ignition. Everything AWS holds carries the cluster tag,
+//! so `--down` needs no state and ends with an audit of what is left (exit 1 if anything is).
 //!
 //! Credentials and region come from the standard AWS chain; `AWS_ENDPOINT_URL` points every
 //! call at an emulator (CI runs this against `moto_server`).
@@ -14,14 +15,12 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // an example prints what it does
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use frankenetes_cloud_aws::{Event, Lab, LabPayloads, load_sdk_config};
-use frankenetes_netgw::GatewayOptions;
-use frankenetes_pki::{PkiPlan, SyncOptions};
-use frankenetes_spec::{ClusterSpec, NodeName};
+use frankenetes_bootstrap::{Cluster, DownOptions, Options};
+use frankenetes_cloud_aws::{AwsPlatform, load_sdk_config};
+use frankenetes_spec::ClusterSpec;
 
 /// The write-up's lab: VPC 10.10.16.0/20, three control planes on fixed IPs (t3a.small: the
 /// write-up's t3a.nano has 512 MiB, too little for etcd and kube-apiserver), the NAT/WireGuard
@@ -86,55 +85,58 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
         eprintln!("warning: {warning}");
     }
 
+    // The platform: the standard AWS chain (no call is made until `up` or `down`).
+    let sdk = load_sdk_config(&spec, None).await;
+    let cluster = Cluster::new(
+        spec.clone(),
+        AwsPlatform::new(&sdk, &spec)?,
+        Options::new(std::path::absolute(&out)?).on_event(|e| eprintln!("{e}")),
+    );
+
     if let Action::Down = action {
         // Everything tagged with the cluster, found by listing: no payloads, no state.
-        let sdk = load_sdk_config(&spec, None).await;
-        let lab = Lab::new(&sdk, &spec)?;
-        print!("{}", lab.inventory().await?); // what down deletes
-        let audit = lab.down(&|e: &Event| eprintln!("    {e}")).await?;
-        print!("{audit}");
-        return Ok(if audit.is_clean() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        });
+        let report = cluster.down(DownOptions::default()).await?;
+        println!("removed: {}", report.found.join(", "));
+        if !report.left.is_empty() {
+            eprintln!("left: {}", report.left.join(", "));
+            return Ok(ExitCode::FAILURE);
+        }
+        println!("nothing carrying the cluster's tag is left");
+        return Ok(ExitCode::SUCCESS);
     }
 
-    // The PKI (CAs made once, never replaced), the node bundles and the gateway (WireGuard
-    // keys, one peer config per `peers` entry), written under `out`.
-    let (pki, _) = frankenetes_pki::sync(&PkiPlan::from(&spec), &out, SyncOptions::default())?;
-    let rendered = frankenetes_manifests::render(&spec, &pki)?;
-    rendered.write(&out)?;
-    let gateway = spec.gateway.as_ref().ok_or("the lab needs spec.gateway")?;
-    let gw = frankenetes_netgw::render(&out, gateway, &GatewayOptions::default())?;
-    let mut nodes = BTreeMap::new();
-    for n in &rendered.nodes {
-        let ign = n.to_ignition();
-        nodes.insert(NodeName::try_from(n.name.as_str())?, ign.into_bytes());
+    // The plan: every resource, its cost per hour; the PKI in memory, nothing written, no
+    // AWS call.
+    let (_, plan) = cluster.plan()?;
+    for r in &plan.resources {
+        let price = r
+            .usd_per_hour
+            .map(|p| format!("{p:.4} USD/h"))
+            .unwrap_or_default();
+        println!("{:<16} {:<36} {:<14} {}", r.kind, r.name, price, r.detail);
     }
-    let payloads = LabPayloads::new(gw.bundle.to_ignition().into_bytes(), nodes);
-
-    // The plan: every resource, its cost per hour and per month; no AWS call.
-    print!("{}", Lab::offline(&spec)?.plan(&payloads)?);
+    println!("total {:.4} USD/hour", plan.usd_per_hour());
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
     if let Action::Plan = action {
         println!("(plan only: run with --apply to create it, --down to remove it)");
         return Ok(ExitCode::SUCCESS);
     }
 
-    let sdk = load_sdk_config(&spec, None).await;
-    let lab = Lab::new(&sdk, &spec)?;
-    let report = lab.up(&payloads, &|e: &Event| eprintln!("    {e}")).await?;
+    let report = cluster.up().await?;
+    for (name, value) in &report.outputs.values {
+        println!("{name}: {value}");
+    }
     println!(
-        "{} created, {} found; WireGuard endpoint {}; API load balancer {}",
-        report.created.len(),
-        report.found.len(),
-        report.wireguard_endpoint,
-        report.load_balancer_dns.as_deref().unwrap_or("-"),
+        "WireGuard endpoint {}",
+        report.outputs.vpn_endpoint.as_deref().unwrap_or("-")
     );
+    let bundle = cluster.bundle();
     println!(
         "next: wg-quick up {}; KUBECONFIG={} kubectl get nodes",
-        out.join("cluster/vpn/laptop.conf").display(),
-        out.join("cluster/admin.conf").display()
+        bundle.vpn().join("laptop.conf").display(),
+        report.admin_kubeconfig.display()
     );
     println!("when done: cargo run -p frankenetes-examples --bin aws_lab -- --down");
     Ok(ExitCode::SUCCESS)

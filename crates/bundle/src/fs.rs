@@ -80,19 +80,40 @@ fn parent_of(path: &Path) -> &Path {
 }
 
 /// Writes many files, each atomically (temporary file + rename, mode set at creation), and
-/// makes exactly those files durable, not the whole filesystem: a bundle of a hundred nodes is
-/// thousands of files, and a `syncfs` would also wait for every other process's dirty pages.
+/// makes them durable before returning. After a crash a file is either the old one or the
+/// complete new one. On an error before the renames, nothing is renamed and every temporary
+/// file is removed.
 ///
 /// The order: write the temporary files, a few hundred at a time (each directory created
-/// once); start write-back of those at once (so block allocation and the journal commit are
-/// shared); `fdatasync` them from a few threads (each call waits on the device — on a
-/// filesystem without a journal, one inode write and one cache flush per file — so overlapping
-/// them is what saves time; the block layer merges the flushes); once every file is on disk,
-/// rename them all; then `fsync`, also overlapped, each directory a file was renamed into and
-/// the parent of each directory this call created, so the names are durable too. After a crash
-/// a file is either the old one or the complete new one. On an error before the renames,
-/// nothing is renamed and every temporary file is removed.
+/// once); make their contents durable; once every one is on disk, rename them all; then make
+/// the renames durable. How depends on the size of the batch:
+///
+/// - **Up to [`SYNCFS_FROM`] files**, exactly those files and directories are synced, not the
+///   whole filesystem (a `syncfs` would also wait for every other process's dirty pages):
+///   write-back of each chunk is started at once (so block allocation and the journal commit
+///   are shared), then the files are `fdatasync`ed from a few threads (each call waits on the
+///   device, so overlapping them is what saves time; the block layer merges the flushes);
+///   after the renames, each directory a file was renamed into and the parent of each
+///   directory this call created is `fsync`ed, also overlapped.
+/// - **From [`SYNCFS_FROM`] files on** (a bundle of hundreds of nodes is tens of thousands of
+///   files and thousands of directories), one `syncfs` of each filesystem written to before the
+///   renames and one after: a filesystem writes back and commits tens of thousands of small
+///   files in one pass far faster than it answers as many `fdatasync`s, each a journal commit
+///   and a cache flush, and that outweighs waiting for other writers' dirty pages. Measured
+///   in `benches/README.md`. Outside Linux, where there is no `syncfs`, the per-file path.
 pub fn write_batch(files: &[(PathBuf, &[u8], u32)]) -> Result<(), Error> {
+    write_batch_with(
+        files,
+        files.len() >= SYNCFS_FROM && cfg!(target_os = "linux"),
+    )
+}
+
+/// Files from which [`write_batch`] makes a batch durable with `syncfs` instead of a sync per
+/// file and directory.
+pub const SYNCFS_FROM: usize = 2048;
+
+/// [`write_batch`], choosing how to sync: `whole_fs` is the `syncfs` path.
+fn write_batch_with(files: &[(PathBuf, &[u8], u32)], whole_fs: bool) -> Result<(), Error> {
     let mut temps: Vec<(PathBuf, &Path)> = Vec::with_capacity(files.len());
     // Directories whose entries must be made durable, each once.
     let mut to_sync: Vec<PathBuf> = Vec::new();
@@ -121,6 +142,9 @@ pub fn write_batch(files: &[(PathBuf, &[u8], u32)]) -> Result<(), Error> {
                 f.write_all(contents).map_err(err)?;
                 open.push((f, path));
             }
+            if whole_fs {
+                continue;
+            }
             for (f, _) in &open {
                 start_writeback(f);
             }
@@ -131,13 +155,24 @@ pub fn write_batch(files: &[(PathBuf, &[u8], u32)]) -> Result<(), Error> {
                 })
             })?;
         }
+        let filesystems = if whole_fs {
+            let filesystems = one_dir_per_filesystem(&to_sync)?;
+            sync_filesystems(&filesystems)?;
+            filesystems
+        } else {
+            Vec::new()
+        };
         for (tmp, path) in &temps {
             fs::rename(tmp, path).map_err(|source| Error::Write {
                 path: path.to_path_buf(),
                 source,
             })?;
         }
-        for_each_overlapped(&to_sync, |dir| sync_dir(dir))
+        if whole_fs {
+            sync_filesystems(&filesystems)
+        } else {
+            for_each_overlapped(&to_sync, |dir| sync_dir(dir))
+        }
     })();
     if result.is_err() {
         for (tmp, _) in &temps {
@@ -145,6 +180,38 @@ pub fn write_batch(files: &[(PathBuf, &[u8], u32)]) -> Result<(), Error> {
         }
     }
     result
+}
+
+/// One open directory on each filesystem among `dirs` (by device number), to `syncfs`.
+fn one_dir_per_filesystem(dirs: &[PathBuf]) -> Result<Vec<(PathBuf, fs::File)>, Error> {
+    use std::os::unix::fs::MetadataExt;
+    let mut devices = HashSet::new();
+    let mut out = Vec::new();
+    for dir in dirs {
+        let err = |source: io::Error| Error::Write {
+            path: dir.clone(),
+            source,
+        };
+        let f = fs::File::open(dir).map_err(err)?;
+        if devices.insert(f.metadata().map_err(err)?.dev()) {
+            out.push((dir.clone(), f));
+        }
+    }
+    Ok(out)
+}
+
+/// `syncfs` on each filesystem: everything written to it so far is durable when it returns.
+fn sync_filesystems(filesystems: &[(PathBuf, fs::File)]) -> Result<(), Error> {
+    for (dir, f) in filesystems {
+        #[cfg(target_os = "linux")]
+        nix::unistd::syncfs(f).map_err(|e| Error::Write {
+            path: dir.clone(),
+            source: e.into(),
+        })?;
+        #[cfg(not(target_os = "linux"))]
+        let _ = (dir, f);
+    }
+    Ok(())
 }
 
 /// Creates `dir` and its missing ancestors, each [`DIR_MODE`] exactly (not widened by a umask
@@ -428,8 +495,17 @@ mod tests {
         assert!(done < 5_000, "{done} items ran after the failure");
     }
 
+    /// Both ways of making a batch durable: a sync per file and directory, and `syncfs`.
+    const STRATEGIES: [bool; 2] = [false, true];
+
     #[test]
     fn batch_writes_modes_and_leaves_no_temporary_files() {
+        for whole_fs in STRATEGIES {
+            batch_writes_modes(whole_fs);
+        }
+    }
+
+    fn batch_writes_modes(whole_fs: bool) {
         let dir = tempfile::tempdir().unwrap();
         // More files than are kept open at once, so the chunks meet.
         let n = OPEN_AT_ONCE * 2 + 48; // a multiple of 5
@@ -440,7 +516,7 @@ mod tests {
                 (path, b"contents".as_slice(), mode)
             })
             .collect();
-        write_batch(&files).unwrap();
+        write_batch_with(&files, whole_fs).unwrap();
         for (path, contents, mode) in &files {
             assert_eq!(fs::read(path).unwrap(), *contents);
             assert_eq!(
@@ -461,6 +537,12 @@ mod tests {
 
     #[test]
     fn batch_failure_removes_its_temporary_files() {
+        for whole_fs in STRATEGIES {
+            batch_failure(whole_fs);
+        }
+    }
+
+    fn batch_failure(whole_fs: bool) {
         let dir = tempfile::tempdir().unwrap();
         // A file where the second entry's directory should be: creating that directory fails.
         fs::write(dir.path().join("blocker"), b"").unwrap();
@@ -468,7 +550,7 @@ mod tests {
             (dir.path().join("ok/a"), b"a", PUBLIC_MODE),
             (dir.path().join("blocker/b"), b"b", PUBLIC_MODE),
         ];
-        let err = write_batch(&files).unwrap_err();
+        let err = write_batch_with(&files, whole_fs).unwrap_err();
         assert!(matches!(&err, Error::Write { path, .. } if path.ends_with("blocker/b")));
         let left: Vec<_> = fs::read_dir(dir.path().join("ok")).unwrap().collect();
         assert!(left.is_empty(), "{left:?}");
@@ -477,6 +559,12 @@ mod tests {
 
     #[test]
     fn failure_in_a_later_chunk_renames_nothing_and_removes_every_temporary_file() {
+        for whole_fs in STRATEGIES {
+            failure_in_a_later_chunk(whole_fs);
+        }
+    }
+
+    fn failure_in_a_later_chunk(whole_fs: bool) {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("blocker"), b"").unwrap();
         // A full first chunk, written and synced, then a file that cannot be created.
@@ -490,7 +578,7 @@ mod tests {
             })
             .collect();
         files.push((dir.path().join("blocker/late"), b"y", PUBLIC_MODE));
-        let err = write_batch(&files).unwrap_err();
+        let err = write_batch_with(&files, whole_fs).unwrap_err();
         assert!(matches!(&err, Error::Write { path, .. } if path.ends_with("blocker/late")));
         let left: Vec<_> = fs::read_dir(dir.path().join("ok")).unwrap().collect();
         assert!(
@@ -499,6 +587,38 @@ mod tests {
             left.len(),
             left.first()
         );
+    }
+
+    #[test]
+    fn a_batch_over_two_filesystems_syncs_each_once() {
+        // /dev/shm is a tmpfs on Linux: another filesystem than the temporary directory's
+        // (unless TMPDIR is on it too, when there is one filesystem).
+        let shm = Path::new("/dev/shm");
+        if !shm.is_dir() {
+            return;
+        }
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir_in(shm).unwrap();
+        let dirs: Vec<PathBuf> = [a.path(), b.path(), a.path(), b.path()]
+            .iter()
+            .flat_map(|d| [d.to_path_buf(), d.join("x")])
+            .collect();
+        for d in &dirs {
+            fs::create_dir_all(d).unwrap();
+        }
+        let dev = |p: &Path| fs::metadata(p).unwrap().dev();
+        let expected = if dev(a.path()) == dev(b.path()) { 1 } else { 2 };
+        let filesystems = one_dir_per_filesystem(&dirs).unwrap();
+        assert_eq!(filesystems.len(), expected, "{filesystems:?}");
+        sync_filesystems(&filesystems).unwrap();
+        // And a whole batch across both lands in both.
+        let files: Vec<(PathBuf, &[u8], u32)> = vec![
+            (a.path().join("n/f"), b"1", PUBLIC_MODE),
+            (b.path().join("n/g"), b"2", SECRET_MODE),
+        ];
+        write_batch_with(&files, true).unwrap();
+        assert_eq!(fs::read(a.path().join("n/f")).unwrap(), b"1");
+        assert_eq!(fs::read(b.path().join("n/g")).unwrap(), b"2");
     }
 
     #[test]

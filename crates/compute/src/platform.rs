@@ -301,7 +301,11 @@ pub struct PlatformPlan {
 impl PlatformPlan {
     /// The sum of the priced resources, USD per hour.
     pub fn usd_per_hour(&self) -> f64 {
-        self.resources.iter().filter_map(|r| r.usd_per_hour).sum()
+        // Not `sum()`: a float sum of nothing is -0.0, which prints as "-0.0000".
+        self.resources
+            .iter()
+            .filter_map(|r| r.usd_per_hour)
+            .fold(0.0, |sum, usd| sum + usd)
     }
 }
 
@@ -647,5 +651,22 @@ impl Platform for Box<dyn Platform> {
     }
     async fn before_pause(&self, w: &Workload, on: OnProgress<'_>) -> Result<(), BackendError> {
         (**self).before_pause(w, on).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_with_nothing_priced_costs_zero_not_minus_zero() {
+        let mut plan = PlatformPlan::default();
+        plan.resources.push(Resource::new("process", "etcd"));
+        assert_eq!(format!("{:.4}", plan.usd_per_hour()), "0.0000");
+        plan.resources
+            .push(Resource::new("instance", "control-01").usd_per_hour(0.0188));
+        plan.resources
+            .push(Resource::new("instance", "control-02").usd_per_hour(0.0188));
+        assert_eq!(format!("{:.4}", plan.usd_per_hour()), "0.0376");
     }
 }
