@@ -114,7 +114,8 @@ pub struct NodeWork {
     pub role: NodeRole,
     /// Its address in the cluster's network.
     pub ip: IpAddr,
-    /// The whole node as one Ignition v3 config (holds its keys).
+    /// The whole node as one Ignition v3 config (holds its keys), for a platform whose
+    /// [`Placement`] is `Machine`; empty on `Host`, where no machine boots.
     pub ignition: zeroize::Zeroizing<Vec<u8>>,
     /// Its files, by absolute path.
     pub files: Vec<FileSpec>,

@@ -49,9 +49,10 @@ impl PrivateKey {
     }
 
     /// `n` new keys. RSA keys are generated on every core (they take tens to hundreds of
-    /// milliseconds each); ECDSA keys take microseconds and are made on this thread.
+    /// milliseconds each); ECDSA keys take tens of microseconds, so only a set of hundreds
+    /// (a large cluster's) is spread over the cores, a small one is made on this thread.
     pub fn generate_many(alg: KeyAlgorithm, n: usize) -> Result<Vec<Self>, KeyError> {
-        if alg.is_rsa() && n > 1 {
+        if (alg.is_rsa() && n > 1) || n >= PARALLEL_ECDSA_FROM {
             (0..n)
                 .into_par_iter()
                 .map(|_| Self::generate(alg))
@@ -98,6 +99,10 @@ impl PrivateKey {
         &self.0
     }
 }
+
+/// ECDSA keys from which [`PrivateKey::generate_many`] uses every core: below it, starting
+/// the threads costs about what they save.
+const PARALLEL_ECDSA_FROM: usize = 256;
 
 #[cfg(test)]
 mod tests {
