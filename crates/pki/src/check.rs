@@ -572,7 +572,7 @@ fn check_against_plan(dir: &Path, plan: &PkiPlan, entries: &[Entry], rows: &mut 
             .iter()
             .find(|x| x.rel == master)
             .and_then(Entry::der);
-        for p in crate::build::leaf_problems(&opts_plan, leaf, ders, key, issuer) {
+        for p in crate::leaf_check::leaf_problems(&opts_plan, leaf, ders, key, issuer) {
             // Expiry is already judged against the check's own clock.
             if !p.starts_with("expired") && !row.problems.contains(&p) {
                 row.problems.push(p);

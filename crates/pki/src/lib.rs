@@ -91,6 +91,7 @@ mod id;
 mod issue;
 mod keys;
 mod kubeconfig;
+mod leaf_check;
 mod modes;
 mod pki;
 pub mod plan;
