@@ -144,7 +144,7 @@ impl Kubeconfig {
     /// a cluster of a thousand nodes has two thousand kubeconfigs of kilobytes of base64 each,
     /// and the generic emitter, which inspects and writes them a character at a time, was a
     /// quarter of `plan`. Every scalar is written plain when it is unambiguous as a plain
-    /// YAML string ([`plain_safe`]), else double-quoted with JSON's escapes (a YAML
+    /// YAML string (see `plain_safe` in the source), else double-quoted with JSON's escapes (a YAML
     /// double-quoted scalar too). A kubeconfig this layout does not cover (preferences set)
     /// goes through the serializer.
     pub fn to_yaml(&self) -> Zeroizing<String> {
